@@ -1,0 +1,103 @@
+"""The exception tree of snakemake_ghga; a leaf module that imports only the stdlib.
+
+Every message names the object, what happened, the cause and the remedy; secrets
+never appear in it.
+
+    GhgaError                      base; .hint says what the user can do
+    ├── ConfigError                bad settings or arguments, found before any I/O
+    ├── InputFileError             an input file that cannot be used as given
+    ├── CryptError
+    │   ├── KeyLoadError           missing/unreadable/malformed key, wrong passphrase
+    │   └── DecryptionError        no header packet for this key; MAC failure
+    ├── ApiError                   .status, .exception_id
+    │   ├── AuthError              401/403 on the JSON API
+    │   └── NotFoundError          404 on the JSON API
+    └── TransferError              a part transfer that could not be completed
+        ├── PartFailedError        retries exhausted; __cause__ is the last error
+        └── IntegrityError         size or checksum mismatch (expected vs actual)
+"""
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "ConfigError",
+    "CryptError",
+    "DecryptionError",
+    "GhgaError",
+    "InputFileError",
+    "IntegrityError",
+    "KeyLoadError",
+    "NotFoundError",
+    "PartFailedError",
+    "TransferError",
+]
+
+
+class GhgaError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}. {self.hint}"
+        return self.message
+
+
+class ConfigError(GhgaError):
+    """A setting or argument is invalid; raised before any network I/O."""
+
+
+class InputFileError(GhgaError):
+    """An input file cannot be used: missing, a directory, empty, already encrypted."""
+
+
+class CryptError(GhgaError):
+    """A Crypt4GH key or ciphertext problem."""
+
+
+class KeyLoadError(CryptError):
+    """A key file could not be loaded (missing, unreadable, malformed, passphrase)."""
+
+
+class DecryptionError(CryptError):
+    """Ciphertext could not be decrypted (wrong key, MAC failure, truncation)."""
+
+
+class ApiError(GhgaError):
+    """A GHGA service answered with an error."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        exception_id: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.exception_id = exception_id
+
+
+class AuthError(ApiError):
+    """The service refused the credentials (401/403)."""
+
+
+class NotFoundError(ApiError):
+    """The service does not know the requested object (404)."""
+
+
+class TransferError(GhgaError):
+    """A part transfer could not be completed."""
+
+
+class PartFailedError(TransferError):
+    """A part failed after all retry attempts; __cause__ holds the last error."""
+
+
+class IntegrityError(TransferError):
+    """A size or checksum did not match what was expected."""
