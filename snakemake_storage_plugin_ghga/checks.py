@@ -1,0 +1,201 @@
+"""Validate the provider settings and turn them into what the client needs.
+
+Runs in `StorageProvider.__post_init__`, i.e. only when a workflow uses the
+plugin, never when Snakemake merely builds its command line. Every error names
+the setting (option and environment variable) and the fix.
+
+Imports the public names of `snakemake_ghga` (keys, config, errors) only.
+"""
+
+import ipaddress
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_ghga.config import (
+    MAX_PART_SIZE_BYTES,
+    MIN_PART_SIZE_BYTES,
+    MiB,
+    TransferConfig,
+)
+from snakemake_ghga.errors import GhgaError
+from snakemake_ghga.keys import load_private_key, load_public_key, public_key_of
+from snakemake_storage_plugin_ghga.settings import StorageProviderSettings
+
+__all__ = ["MAX_WORKERS_LIMIT", "ProviderSetup", "check_settings", "option_name"]
+
+MAX_WORKERS_LIMIT = 64
+_SECRET_FIELDS = ("download_token", "upload_token")
+_LOOPBACK_HOSTS = {"localhost"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSetup:
+    """Validated settings: everything a `GhgaClient` is built from."""
+
+    wkvs_url: str
+    my_public_key: bytes
+    my_secret_key: bytes = field(repr=False)
+    download_token: str | None = field(repr=False)
+    upload_token: str | None = field(repr=False)
+    ghga_public_key: bytes | None
+    config: TransferConfig
+
+
+def option_name(name: str) -> str:
+    """Return how users set a field: the option and, if any, the env variable."""
+    option = "--storage-ghga-" + name.replace("_", "-")
+    meta = StorageProviderSettings.__dataclass_fields__[name].metadata
+    if meta.get("env_var"):
+        return f"{option} (or SNAKEMAKE_STORAGE_GHGA_{name.upper()})"
+    return option
+
+
+def check_settings(
+    settings: StorageProviderSettings | None, argv: Sequence[str] | None = None
+) -> ProviderSetup:
+    """Validate settings; load the key pair.
+
+    Args:
+        settings: the provider's settings (None when nothing was configured).
+        argv: the command line to scan for secrets (default: sys.argv).
+
+    Raises:
+        WorkflowError: a setting is missing or invalid; the message names it.
+    """
+    if settings is None:
+        settings = StorageProviderSettings()
+    _refuse_secrets_in_argv(sys.argv if argv is None else argv)
+    wkvs_url = _check_wkvs_url(settings.wkvs_url)
+    if not settings.download_token and not settings.upload_token:
+        raise WorkflowError(
+            "no GHGA work-package token is set: set "
+            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN (inputs ghga://<accession>) "
+            "and/or SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN (outputs ghga://upload/…) "
+            "to the token shown by the GHGA Data Portal"
+        )
+    secret_key, public_key = _load_key_pair(settings)
+    return ProviderSetup(
+        wkvs_url=wkvs_url,
+        my_public_key=public_key,
+        my_secret_key=secret_key,
+        download_token=settings.download_token or None,
+        upload_token=settings.upload_token or None,
+        ghga_public_key=_load_optional_public(settings.ghga_public_key),
+        config=_transfer_config(settings),
+    )
+
+
+def _refuse_secrets_in_argv(argv: Sequence[str]) -> None:
+    for name in _SECRET_FIELDS:
+        option = "--storage-ghga-" + name.replace("_", "-")
+        if any(arg == option or arg.startswith(option + "=") for arg in argv):
+            raise WorkflowError(
+                f"{option} was given on the command line, where every user of "
+                "this machine can read it: revoke that token in the GHGA Data "
+                f"Portal and pass a new one only through the environment "
+                f"variable SNAKEMAKE_STORAGE_GHGA_{name.upper()}"
+            )
+
+
+def _check_wkvs_url(url: str | None) -> str:
+    where = option_name("wkvs_url")
+    if not url:
+        raise WorkflowError(f"{where} is empty: set it to the GHGA well-known URL")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WorkflowError(
+            f"{where} is not an http(s) URL: {url!r}; use e.g. "
+            "https://data.ghga.de/.well-known"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise WorkflowError(
+            f"{where} must not contain credentials, a query or a fragment"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise WorkflowError(
+            f"{where} uses plain http for {parts.hostname}, which would send "
+            "your token unencrypted; use https (http is accepted only for "
+            "localhost)"
+        )
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load_key_pair(settings: StorageProviderSettings) -> tuple[bytes, bytes]:
+    public_path = _required_path(settings.my_public_key, "my_public_key")
+    private_path = _required_path(settings.my_private_key, "my_private_key")
+    try:
+        public_key = load_public_key(public_path)
+        secret_key = load_private_key(private_path)
+    except GhgaError as err:
+        raise WorkflowError(str(err)) from err
+    if public_key_of(secret_key) != public_key:
+        raise WorkflowError(
+            f"the public key {public_path} does not belong to the private key "
+            f"{private_path}: set {option_name('my_public_key')} and "
+            f"{option_name('my_private_key')} to the two files of one key pair"
+        )
+    return secret_key, public_key
+
+
+def _required_path(path: Path | None, name: str) -> Path:
+    if path is None:
+        raise WorkflowError(
+            f"{option_name(name)} is not set: point it to your Crypt4GH key file "
+            "(create a pair with `ghga-transfer keygen`)"
+        )
+    return Path(path)
+
+
+def _load_optional_public(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return load_public_key(Path(path))
+    except GhgaError as err:
+        raise WorkflowError(f"{option_name('ghga_public_key')}: {err}") from err
+
+
+def _transfer_config(settings: StorageProviderSettings) -> TransferConfig:
+    defaults = TransferConfig()
+    part_size_mib = _int_in_range(
+        settings.part_size,
+        "part_size",
+        MIN_PART_SIZE_BYTES // MiB,
+        MAX_PART_SIZE_BYTES // MiB,
+    )
+    workers = _int_in_range(settings.max_workers, "max_workers", 1, MAX_WORKERS_LIMIT)
+    tmp_dir = None if settings.tmp_dir is None else Path(settings.tmp_dir)
+    if tmp_dir is not None and not tmp_dir.is_dir():
+        raise WorkflowError(
+            f"{option_name('tmp_dir')}: {tmp_dir} is not an existing directory; "
+            "create it or choose another one"
+        )
+    return TransferConfig(
+        part_size_bytes=(part_size_mib or defaults.part_size_bytes // MiB) * MiB,
+        max_workers=workers or defaults.max_workers,
+        tmp_dir=tmp_dir,
+    )
+
+
+def _int_in_range(value: int | None, name: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or not low <= value <= high:
+        raise WorkflowError(
+            f"{option_name(name)} is {value!r}; use a whole number from {low} to {high}"
+        )
+    return value

@@ -1,0 +1,206 @@
+"""Settings validation in the provider: each error names the setting and the fix."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_ghga.config import MiB
+from snakemake_storage_plugin_ghga import StorageProviderSettings
+from snakemake_storage_plugin_ghga.checks import check_settings, option_name
+from tests.conftest import KeyPair, make_key_pair
+
+TOKEN = "GHGA-WP-0000000000000000:c2VjcmV0LXRva2VuLXRoYXQtbXVzdC1uZXZlci1sZWFr"
+
+
+def _settings(keys: KeyPair, **changes: object) -> StorageProviderSettings:
+    values: dict[str, object] = {
+        "wkvs_url": "http://127.0.0.1:8080/.well-known/",
+        "my_public_key": keys.public_path,
+        "my_private_key": keys.secret_path,
+        "download_token": TOKEN,
+    }
+    values.update(changes)
+    return StorageProviderSettings(**values)
+
+
+def _error(settings: StorageProviderSettings, argv: list[str] | None = None) -> str:
+    with pytest.raises(WorkflowError) as info:
+        check_settings(settings, argv=argv or [])
+    return str(info.value)
+
+
+def test_check_settings_valid_builds_setup(user_keys: KeyPair, tmp_path: Path) -> None:
+    settings = _settings(user_keys, part_size=16, max_workers=3, tmp_dir=tmp_path)
+
+    setup = check_settings(settings, argv=[])
+
+    assert setup.wkvs_url == "http://127.0.0.1:8080/.well-known"
+    assert setup.my_public_key == user_keys.public
+    assert setup.my_secret_key == user_keys.secret
+    assert setup.config.part_size_bytes == 16 * MiB
+    assert setup.config.max_workers == 3
+    assert setup.config.tmp_dir == tmp_path
+    assert setup.upload_token is None
+
+
+def test_check_settings_defaults_come_from_engine(user_keys: KeyPair) -> None:
+    setup = check_settings(_settings(user_keys), argv=[])
+
+    assert setup.config.part_size_bytes == 64 * MiB
+    assert setup.config.max_workers == 4
+
+
+def test_check_settings_setup_repr_hides_secrets(user_keys: KeyPair) -> None:
+    setup = check_settings(_settings(user_keys, upload_token=TOKEN), argv=[])
+
+    text = repr(setup)
+
+    assert TOKEN not in text
+    assert repr(user_keys.secret) not in text
+    assert "token" not in text
+
+
+def test_check_settings_none_means_nothing_configured() -> None:
+    message = _error(None)
+
+    assert "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN" in message
+
+
+def test_check_settings_without_tokens_names_both_env_vars(user_keys: KeyPair) -> None:
+    message = _error(_settings(user_keys, download_token=None))
+
+    assert "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN" in message
+    assert "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN" in message
+
+
+@pytest.mark.parametrize(
+    "flag", ["--storage-ghga-download-token", "--storage-ghga-upload-token"]
+)
+def test_check_settings_token_on_command_line_refused(
+    user_keys: KeyPair, flag: str
+) -> None:
+    message = _error(_settings(user_keys), argv=["snakemake", flag, TOKEN])
+
+    assert f"{flag} was given on the command line" in message
+    assert "revoke" in message
+    assert TOKEN not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("", "is empty"),
+        ("ftp://data.ghga.de/.well-known", "is not an http(s) URL"),
+        ("https://user:pw@data.ghga.de/", "must not contain credentials"),
+        ("https://data.ghga.de/?x=1", "must not contain credentials, a query"),
+        ("http://data.ghga.de/.well-known", "uses plain http for data.ghga.de"),
+    ],
+)
+def test_check_settings_bad_wkvs_url(user_keys: KeyPair, url: str, part: str) -> None:
+    message = _error(_settings(user_keys, wkvs_url=url))
+
+    assert part in message
+    assert "--storage-ghga-wkvs-url (or SNAKEMAKE_STORAGE_GHGA_WKVS_URL)" in message
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_check_settings_http_allowed_on_loopback(user_keys: KeyPair, host: str) -> None:
+    setup = check_settings(_settings(user_keys, wkvs_url=f"http://{host}:1/"), argv=[])
+
+    assert setup.wkvs_url == f"http://{host}:1"
+
+
+@pytest.mark.parametrize("name", ["my_public_key", "my_private_key"])
+def test_check_settings_missing_key_setting(user_keys: KeyPair, name: str) -> None:
+    message = _error(_settings(user_keys, **{name: None}))
+
+    assert f"{option_name(name)} is not set" in message
+
+
+def test_check_settings_missing_key_file_names_path(
+    user_keys: KeyPair, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.sec"
+
+    message = _error(_settings(user_keys, my_private_key=missing))
+
+    assert str(missing) in message
+
+
+def test_check_settings_mismatched_key_pair(user_keys: KeyPair, tmp_path: Path) -> None:
+    other = make_key_pair(tmp_path / "other", "other")
+
+    message = _error(_settings(user_keys, my_public_key=other.public_path))
+
+    assert "does not belong to the private key" in message
+    assert "--storage-ghga-my-public-key" in message
+
+
+def test_check_settings_encrypted_key_uses_passphrase_env(
+    user_keys: KeyPair,
+    reference_keys: Callable[[str, str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = reference_keys("locked", "s3cret-pass")
+    settings = _settings(
+        user_keys,
+        my_public_key=base.with_suffix(".pub"),
+        my_private_key=base.with_suffix(".sec"),
+    )
+    monkeypatch.setenv("C4GH_PASSPHRASE", "wrong")
+
+    message = _error(settings)
+    monkeypatch.setenv("C4GH_PASSPHRASE", "s3cret-pass")
+    setup = check_settings(settings, argv=[])
+
+    assert "wrong passphrase" in message
+    assert len(setup.my_secret_key) == 32
+
+
+def test_check_settings_bad_ghga_public_key(user_keys: KeyPair, tmp_path: Path) -> None:
+    message = _error(_settings(user_keys, ghga_public_key=tmp_path / "hub.pub"))
+
+    assert message.startswith("--storage-ghga-ghga-public-key")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "bounds"),
+    [
+        ("part_size", 4, "from 5 to 5120"),
+        ("part_size", 5121, "from 5 to 5120"),
+        ("max_workers", 0, "from 1 to 64"),
+        ("max_workers", 65, "from 1 to 64"),
+    ],
+)
+def test_check_settings_number_out_of_range(
+    user_keys: KeyPair, name: str, value: int, bounds: str
+) -> None:
+    message = _error(_settings(user_keys, **{name: value}))
+
+    assert message.startswith(f"--storage-ghga-{name.replace('_', '-')} is {value}")
+    assert bounds in message
+
+
+def test_check_settings_tmp_dir_must_exist(user_keys: KeyPair, tmp_path: Path) -> None:
+    message = _error(_settings(user_keys, tmp_dir=tmp_path / "missing"))
+
+    assert "--storage-ghga-tmp-dir" in message
+    assert "is not an existing directory" in message
+
+
+def test_option_name_mentions_env_var_only_for_env_settings() -> None:
+    assert option_name("part_size") == "--storage-ghga-part-size"
+    assert option_name("download_token").endswith(
+        "(or SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN)"
+    )
+
+
+def test_check_settings_reads_sys_argv_by_default(
+    user_keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.argv", ["snakemake", "--storage-ghga-upload-token=x"])
+
+    with pytest.raises(WorkflowError, match="was given on the command line"):
+        check_settings(_settings(user_keys))

@@ -1,0 +1,112 @@
+"""The settings dataclass as Snakemake parses it: types, env vars, tags, secrets."""
+
+import ast
+import dataclasses
+import inspect
+from pathlib import Path
+
+import configargparse
+import pytest
+from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+
+from snakemake_storage_plugin_ghga import StorageProviderSettings, settings
+
+SECRET = "GHGA-WP-0000000000000000:c2VjcmV0LXRva2VuLXRoYXQtbXVzdC1uZXZlci1sZWFr"
+
+
+def _parse(argv: list[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    plugin = StoragePluginRegistry().get_plugin("ghga")
+    parser = configargparse.ArgumentParser()
+    plugin.register_cli_args(parser, "storage")
+    return plugin.get_settings(parser.parse_args(argv))
+
+
+def test_settings_module_has_no_future_annotations() -> None:
+    tree = ast.parse(inspect.getsource(settings))
+    futures = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__"
+    ]
+
+    assert futures == []
+
+
+def test_settings_every_non_str_field_declares_its_type() -> None:
+    for field in dataclasses.fields(StorageProviderSettings):
+        if field.name == "max_requests_per_second":
+            continue  # inherited from the interface
+        assert "type" in field.metadata, field.name
+        assert field.metadata["help"], field.name
+
+
+def test_settings_repr_hides_tokens() -> None:
+    value = StorageProviderSettings(download_token=SECRET, upload_token=SECRET)
+
+    assert SECRET not in repr(value)
+    assert "token" not in repr(value)
+
+
+def test_settings_secrets_are_env_vars() -> None:
+    fields = {f.name: f for f in dataclasses.fields(StorageProviderSettings)}
+
+    for name in ("download_token", "upload_token"):
+        assert fields[name].metadata["env_var"] is True
+        assert fields[name].repr is False
+
+
+def test_settings_parse_types_from_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = [
+        "--storage-ghga-part-size", "32",
+        "--storage-ghga-max-workers", "8",
+        "--storage-ghga-tmp-dir", "/tmp",
+        "--storage-ghga-my-public-key", "~/alice.pub",
+    ]  # fmt: skip
+
+    parsed = _parse(argv, monkeypatch, {"HOME": "/home/alice"}).get_settings(None)
+
+    assert parsed.part_size == 32
+    assert parsed.max_workers == 8
+    assert parsed.tmp_dir == Path("/tmp")
+    assert parsed.my_public_key == Path("/home/alice/alice.pub")
+
+
+def test_settings_tokens_come_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {
+        "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": SECRET,
+        "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": "http://127.0.0.1:1/.well-known",
+    }
+
+    parsed = _parse([], monkeypatch, env).get_settings(None)
+
+    assert parsed.download_token == SECRET
+    assert parsed.upload_token is None
+    assert parsed.wkvs_url == "http://127.0.0.1:1/.well-known"
+
+
+def test_settings_tagged_tokens_for_two_work_packages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {"SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": "[wp1::A:tok1, wp2::B:tok2]"}
+    argv = ["--storage-ghga-max-workers", "wp2::2", "6"]
+
+    tagged = _parse(argv, monkeypatch, env)
+
+    assert tagged.get_settings("wp1").download_token == "A:tok1"
+    assert tagged.get_settings("wp2").download_token == "B:tok2"
+    assert tagged.get_settings("wp1").max_workers == 6
+    assert tagged.get_settings("wp2").max_workers == 2
+
+
+def test_settings_defaults_need_no_io() -> None:
+    value = StorageProviderSettings()
+
+    assert value.wkvs_url == settings.DEFAULT_WKVS_URL
+    assert value.my_private_key is None
+    assert value.part_size is None
