@@ -51,17 +51,17 @@ PASSPHRASE_ENV_VARS = ("C4GH_PASSPHRASE", "C4GH_PASSWORD")
 KEY_SIZE = 32
 
 
-def _undecorated(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Return the function inside crypt4gh's `exit_on_invalid_passphrase` wrapper."""
+def _undecorated(func: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Return the function `name` inside crypt4gh's `exit_on_invalid_passphrase`."""
     for cell in func.__closure__ or ():
         inner = cell.cell_contents
-        if callable(inner) and getattr(inner, "__name__", "") == func.__name__:
+        if callable(inner) and getattr(inner, "__name__", "") == name:
             return inner  # type: ignore[no-any-return]
     return func
 
 
-_parse_c4gh_private = _undecorated(_c4gh.parse_private_key)
-_parse_ssh_private = _undecorated(_ssh.parse_private_key)
+_parse_c4gh_private = _undecorated(_c4gh.parse_private_key, "parse_private_key")
+_parse_ssh_private = _undecorated(_ssh.parse_private_key, "parse_private_key")
 
 
 def _user_name(uid: int) -> str:

@@ -1,0 +1,188 @@
+"""`ghga-transfer encrypt/decrypt` as users run them: lines, exit codes, errors."""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.conftest import make_key_pair, tool
+
+
+def ghga(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, tool("ghga-transfer"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+def assert_one_line_error(
+    done: subprocess.CompletedProcess[str], *fragments: str
+) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    errors = [
+        line
+        for line in done.stderr.splitlines()
+        if line.startswith(("error:", "FAILED"))
+    ]
+    assert len(errors) == 1, done.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_encrypt_each_file_and_refuse_encrypted_ones(
+    tmp_path, user_keys, hub_keys
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.txt").write_bytes(b"alpha" * 1000)
+    (tmp_path / "b.bin").write_bytes(b"crypt4gh\x01\x00\x00\x00already")
+    done = ghga(
+        "encrypt",
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        "--my-private-key",
+        str(user_keys.secret_path),
+        "--output-dir",
+        str(tmp_path / "enc"),
+        str(tmp_path / "a.txt"),
+        str(tmp_path / "b.bin"),
+    )
+    assert done.returncode == 1
+    assert "encrypted" in done.stdout and "a.txt.c4gh" in done.stdout
+    assert_one_line_error(done, "b.bin", "already Crypt4GH")
+    assert (tmp_path / "enc" / "a.txt.c4gh").exists()
+    assert not (tmp_path / "enc" / "b.bin.c4gh").exists()
+    assert "encrypted 1 of 2 file(s); 1 failed" in done.stderr
+
+
+def test_existing_output_needs_overwrite(tmp_path, user_keys, hub_keys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.txt").write_bytes(b"x" * 10)
+    (tmp_path / "a.txt.c4gh").write_bytes(b"keep me")
+    args = [
+        "encrypt",
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        "--my-private-key",
+        str(user_keys.secret_path),
+        str(tmp_path / "a.txt"),
+    ]
+    assert_one_line_error(ghga(*args), "already exists", "--overwrite")
+    assert (tmp_path / "a.txt.c4gh").read_bytes() == b"keep me"
+    assert ghga(*args, "--overwrite").returncode == 0
+    assert (tmp_path / "a.txt.c4gh").stat().st_size == 10 + 28 + 124
+
+
+def test_default_keys_from_working_directory(tmp_path, hub_keys) -> None:  # type: ignore[no-untyped-def]
+    make_key_pair(tmp_path, "key")
+    (tmp_path / "a.txt").write_bytes(b"x" * 10)
+    done = ghga(
+        "encrypt",
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        "a.txt",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    done = ghga(
+        "decrypt",
+        "--my-private-key",
+        str(hub_keys.secret_path),
+        "--output-dir",
+        "o",
+        "a.txt.c4gh",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and (tmp_path / "o" / "a.txt").read_bytes() == b"x" * 10
+
+
+def test_decrypt_corrupted_file_fails_and_leaves_nothing(
+    tmp_path, user_keys, hub_keys
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.txt").write_bytes(os.urandom(200_000))
+    ghga(
+        "encrypt",
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        "--my-private-key",
+        str(user_keys.secret_path),
+        str(tmp_path / "a.txt"),
+    )
+    data = bytearray((tmp_path / "a.txt.c4gh").read_bytes())
+    data[-100] ^= 1
+    (tmp_path / "a.txt.c4gh").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    done = ghga(
+        "decrypt",
+        "--my-private-key",
+        str(hub_keys.secret_path),
+        "--output-dir",
+        str(out),
+        str(tmp_path / "a.txt.c4gh"),
+    )
+    assert_one_line_error(done, "a.txt.c4gh", "segment 3", "MAC")
+    assert list(out.iterdir()) == []
+
+
+def test_missing_key_is_a_one_line_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.c4gh").write_bytes(b"x")
+    done = ghga(
+        "decrypt",
+        "--my-private-key",
+        str(tmp_path / "nope.sec"),
+        str(tmp_path / "a.c4gh"),
+    )
+    assert_one_line_error(done, "private key not found", "nope.sec")
+
+
+def test_passphrase_key_without_tty_names_variable(tmp_path, reference_keys) -> None:  # type: ignore[no-untyped-def]
+    stem = reference_keys("locked", "pw")
+    (tmp_path / "a.c4gh").write_bytes(b"x")
+    done = ghga("decrypt", "--my-private-key", f"{stem}.sec", str(tmp_path / "a.c4gh"))
+    assert_one_line_error(done, "C4GH_PASSPHRASE")
+
+
+def test_unreadable_private_key_explains_owner_mode_and_fix(user_keys) -> None:  # type: ignore[no-untyped-def]
+    """CI runs as root, so the reader is `nobody` (setpriv) and the key root's 0400."""
+    shared = Path(tempfile.mkdtemp(prefix="ghga-perm-"))
+    try:
+        shared.chmod(0o755)
+        key = shared / "key.sec"
+        shutil.copy(user_keys.secret_path, key)
+        key.chmod(0o400 if os.geteuid() == 0 else 0o000)
+        (shared / "a.c4gh").write_bytes(b"x")
+        (shared / "a.c4gh").chmod(0o644)
+        prefix: tuple[str, ...] = ()
+        reader = pwd.getpwuid(os.geteuid()).pw_name
+        if os.geteuid() == 0:
+            prefix = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+            reader = "nobody"
+        done = ghga(
+            "decrypt",
+            "--my-private-key",
+            str(key),
+            str(shared / "a.c4gh"),
+            prefix=prefix,
+            env={**os.environ, "HOME": str(shared)},
+        )
+        owner = pwd.getpwuid(key.stat().st_uid).pw_name
+        mode = f"{key.stat().st_mode & 0o777:04o}"
+        assert_one_line_error(
+            done,
+            str(key),
+            f"owned by {owner}",
+            f"mode {mode}",
+            f"runs as {reader}",
+            "chmod u+r",
+        )
+    finally:
+        shutil.rmtree(shared)
