@@ -51,7 +51,7 @@ class DownloadDetails(Protocol):
     @property
     def plain_size(self) -> int: ...
     @property
-    def sha256(self) -> str: ...
+    def sha256(self) -> str | None: ...
 
 
 class UploadListing(Protocol):
@@ -65,14 +65,32 @@ class UploadListing(Protocol):
     def decrypted_size(self) -> int: ...
 
 
+class TransferOutcome(Protocol):
+    """The part of the client's `UploadResult`/`DownloadResult` the plugin reads."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class UploadOutcome(TransferOutcome, Protocol):
+    """An `UploadResult`: also the decrypted size and sha256."""
+
+    @property
+    def plain_size(self) -> int: ...
+    @property
+    def plain_sha256(self) -> str | None: ...
+
+
 class TransferClient(Protocol):
     """The subset of `snakemake_ghga.client.GhgaClient` the plugin uses."""
 
     def work_package_files(self) -> dict[str, str]: ...
     def describe_download(self, accession: str) -> DownloadDetails: ...
-    def download_file(self, accession: str, destination: Path) -> object: ...
+    def download_file(self, accession: str, destination: Path) -> TransferOutcome: ...
     def list_uploads(self) -> list[UploadListing]: ...
-    def upload_file(self, path: Path, alias: str) -> object: ...
+    def upload_file(self, path: Path, alias: str) -> UploadOutcome: ...
     def remove(self, alias: str) -> None: ...
     def close(self) -> None: ...
 
@@ -95,6 +113,8 @@ def workflow_errors() -> Iterator[None]:
     except GhgaError as err:
         raise WorkflowError(str(err)) from err
 
+
+_DONE_STATUSES = frozenset({"downloaded", "uploaded"})
 
 ClientFactory = Callable[[str], TransferClient]
 
@@ -167,7 +187,8 @@ class RemoteCatalog:
         """Download and decrypt one file to `destination`."""
         client = self.client("download")
         with workflow_errors():
-            client.download_file(accession, destination)
+            outcome = client.download_file(accession, destination)
+        _raise_unless_done(outcome, f"download of {accession}")
 
     def uploads(self) -> dict[str, UploadEntry]:
         """Return the completed uploads of the box, alias -> entry (cached)."""
@@ -188,10 +209,8 @@ class RemoteCatalog:
         client = self.client("upload")
         with workflow_errors():
             result = client.upload_file(path, alias)
-        entry = UploadEntry(
-            int(getattr(result, "decrypted_size", path.stat().st_size)),
-            getattr(result, "plain_sha256", None),
-        )
+        _raise_unless_done(result, f"upload of {path} as {alias!r}")
+        entry = UploadEntry(result.plain_size, result.plain_sha256)
         with self._lock:
             self.uploads()[alias] = entry
 
@@ -202,6 +221,15 @@ class RemoteCatalog:
             client.remove(alias)
         with self._lock:
             self.uploads().pop(alias, None)
+
+
+def _raise_unless_done(outcome: TransferOutcome, what: str) -> None:
+    """Raise unless the client reports the file as transferred."""
+    if outcome.status in _DONE_STATUSES:
+        return
+    raise WorkflowError(
+        f"{what} was {outcome.status}: {outcome.error or 'no reason given'}"
+    )
 
 
 def _missing_token_message(direction: str) -> str:

@@ -1,0 +1,298 @@
+"""StorageObject/catalog behaviour against a recording fake client (no network)."""
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from snakemake.io import IOCache
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_ghga.errors import AuthError
+from snakemake_storage_plugin_ghga import StorageProvider
+from snakemake_storage_plugin_ghga.storage_object import ARCHIVE_MTIME, safe_extension
+from tests.plugin.conftest import FakeOutcome, FakeUpload, RecordingClient
+
+MakeProvider = Callable[..., StorageProvider]
+
+
+def test_local_path_has_work_package_extension(make_provider: MakeProvider) -> None:
+    provider = make_provider()
+
+    path = provider.object("ghga://GHGAF2").local_path()
+
+    assert path == provider.local_prefix / "GHGAF2.vcf.gz"
+
+
+def test_local_path_ignores_unsafe_extension(make_provider: MakeProvider) -> None:
+    provider = make_provider()
+
+    assert provider.object("ghga://GHGAF3").local_path().name == "GHGAF3"
+
+
+def test_local_path_of_upload_and_wildcards_needs_no_listing(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+
+    upload = provider.object("ghga://upload/a/b.txt").local_path()
+    pattern = provider.object("ghga://{acc}").local_path()
+
+    assert upload == provider.local_prefix / "upload" / "a" / "b.txt"
+    assert pattern == provider.local_prefix / "{acc}"
+    assert fake_client.calls == {}
+
+
+@pytest.mark.parametrize(
+    ("extension", "expected"),
+    [(".bam", ".bam"), (".vcf.gz", ".vcf.gz"), ("", ""), (None, ""), ("../x", ""),
+     ("/abs", ""), (".a b", "")],
+)  # fmt: skip
+def test_safe_extension(extension: str | None, expected: str) -> None:
+    assert safe_extension(extension) == expected
+
+
+def test_exists_uses_one_listing_for_all_accessions(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+
+    found = [provider.object(f"ghga://GHGAF{n}").exists() for n in (1, 2, 3, 4)]
+
+    assert found == [True, True, True, False]
+    assert fake_client.calls["work_package_files"] == 1
+
+
+def test_mtime_is_constant_archive_time(make_provider: MakeProvider) -> None:
+    provider = make_provider()
+
+    mtimes = {provider.object(q).mtime() for q in ("ghga://GHGAF1", "ghga://upload/x")}
+
+    assert mtimes == {ARCHIVE_MTIME} == {0.0}
+
+
+def test_size_and_checksum_describe_each_accession_once(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+    obj = provider.object("ghga://GHGAF2")
+
+    sizes = [obj.size(), provider.object("ghga://GHGAF2").size(), obj.local_footprint()]
+    checksum = obj.checksum()
+
+    assert sizes == [4, 4, 4]
+    assert checksum == "sha256:" + "ab" * 32
+    assert fake_client.calls["describe_download"] == 1
+
+
+def test_inventory_fills_cache_from_one_listing(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+    fake_client.uploads = [FakeUpload("old/x.txt", "inbox", 7)]
+    cache = IOCache(max_wait_time=10)
+    obj = provider.object("ghga://GHGAF1")
+    upload = provider.object("ghga://upload/old/x.txt")
+
+    for _ in range(2):
+        asyncio.run(obj.inventory(cache))
+        asyncio.run(upload.inventory(cache))
+
+    prefix = provider.local_prefix
+    assert cache.exists_in_storage[str(prefix / "GHGAF2.vcf.gz")] is True
+    assert cache.mtime[str(prefix / "GHGAF3")].storage() == ARCHIVE_MTIME
+    assert cache.size[str(prefix / "upload/old/x.txt")] == 7
+    assert str(prefix / "GHGAF1.bam") not in cache.size
+    assert fake_client.calls == {"work_package_files": 1, "list_uploads": 1}
+
+
+@pytest.mark.parametrize(
+    ("state", "exists"),
+    [("inbox", True), ("archived", True), ("init", False), ("failed", False),
+     ("cancelled", False)],
+)  # fmt: skip
+def test_upload_exists_only_when_complete(
+    make_provider: MakeProvider, fake_client: RecordingClient, state: str, exists: bool
+) -> None:
+    fake_client.uploads = [FakeUpload("r.txt", state, 3)]
+
+    assert make_provider().object("ghga://upload/r.txt").exists() is exists
+
+
+def test_store_then_exists_answers_from_upload_state(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+    obj = provider.object("ghga://upload/out/r.txt")
+    assert not obj.exists()
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("result")
+
+    obj.store_object()
+
+    assert obj.exists()
+    assert obj.size() == 6
+    assert obj.checksum() == "sha256:" + "cd" * 32
+    assert obj.mtime() == ARCHIVE_MTIME
+    assert fake_client.calls["list_uploads"] == 1
+
+
+def test_remove_upload_deletes_it_from_box(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    fake_client.uploads = [FakeUpload("r.txt", "inbox", 3)]
+    obj = make_provider().object("ghga://upload/r.txt")
+    assert obj.exists()
+
+    obj.remove()
+
+    assert not obj.exists()
+    assert fake_client.calls["remove"] == 1
+    assert fake_client.uploads == []
+
+
+def test_remove_accession_refused_as_immutable(make_provider: MakeProvider) -> None:
+    obj = make_provider().object("ghga://GHGAF1")
+
+    with pytest.raises(WorkflowError, match="archive files are immutable"):
+        obj.remove()
+
+
+def test_store_accession_refused_as_read_only(make_provider: MakeProvider) -> None:
+    obj = make_provider().object("ghga://GHGAF1")
+
+    with pytest.raises(
+        WorkflowError, match=r"read-only; write outputs as ghga://upload/"
+    ):
+        obj.store_object()
+
+
+def test_retrieve_upload_refused(make_provider: MakeProvider) -> None:
+    obj = make_provider().object("ghga://upload/r.txt")
+
+    with pytest.raises(WorkflowError, match="cannot be downloaded"):
+        obj.retrieve_object()
+
+
+def test_retrieve_writes_local_copy(make_provider: MakeProvider) -> None:
+    obj = make_provider().object("ghga://GHGAF1")
+
+    asyncio.run(obj.managed_retrieve())
+
+    assert obj.local_path().read_bytes() == b"one"
+
+
+def test_managed_retrieve_runs_files_concurrently(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # Three downloads must be inside download_file at the same time to pass the
+    # barrier; run one after another, the first would wait alone and break it.
+    barrier = threading.Barrier(3, timeout=20)
+    fake_client.on_download = lambda accession: barrier.wait()
+    provider = make_provider()
+    objects = [provider.object(f"ghga://GHGAF{n}") for n in (1, 2, 3)]
+
+    async def retrieve_all() -> None:
+        await asyncio.gather(*(obj.managed_retrieve() for obj in objects))
+
+    asyncio.run(retrieve_all())
+
+    assert all(obj.local_path().exists() for obj in objects)
+    assert not barrier.broken
+
+
+def test_managed_store_runs_in_worker_thread(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    threads: list[str] = []
+    original = fake_client.upload_file
+
+    def upload_file(path: Path, alias: str) -> FakeOutcome:
+        threads.append(threading.current_thread().name)
+        return original(path, alias)
+
+    fake_client.upload_file = upload_file
+    obj = make_provider().object("ghga://upload/r.txt")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("x")
+
+    asyncio.run(obj.managed_store())
+
+    assert threads and threads[0] != threading.main_thread().name
+
+
+def test_engine_error_becomes_workflow_error_with_its_message(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    fake_client.fail_with = AuthError(
+        "the work package token was refused (401)", "Request a new token", status=401
+    )
+    obj = make_provider().object("ghga://GHGAF1")
+
+    with pytest.raises(WorkflowError) as info:
+        obj.exists()
+
+    assert "the work package token was refused (401). Request a new token" in str(
+        info.value
+    )
+    assert isinstance(info.value.__cause__, AuthError)
+
+
+def test_managed_retrieve_failure_removes_partial_copy(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    obj = make_provider().object("ghga://GHGAF1")
+
+    def fail(accession: str) -> None:
+        obj.local_path().write_bytes(b"partial")
+        raise AuthError("download of GHGAF1 was refused", "Request a new token")
+
+    fake_client.on_download = fail
+
+    with pytest.raises(WorkflowError) as info:
+        asyncio.run(obj.managed_retrieve())
+
+    assert not obj.local_path().exists()
+    assert "Failed to retrieve storage object from ghga://GHGAF1" in str(info.value)
+    assert "download of GHGAF1 was refused. Request a new token" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("token_setting", "query", "env_var"),
+    [
+        ("download_token", "ghga://GHGAF1", "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN"),
+        ("upload_token", "ghga://upload/x", "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN"),
+    ],
+)
+def test_missing_token_for_direction_names_env_var(
+    make_provider: MakeProvider, token_setting: str, query: str, env_var: str
+) -> None:
+    obj = make_provider(**{token_setting: None}).object(query)
+
+    with pytest.raises(WorkflowError, match=env_var):
+        obj.exists()
+
+
+def test_list_candidate_matches_returns_full_queries(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    fake_client.uploads = [FakeUpload("a/b.txt", "inbox", 1)]
+    provider = make_provider()
+
+    accessions = provider.object("ghga://{acc}").list_candidate_matches()
+    uploads = provider.object("ghga://upload/{name}").list_candidate_matches()
+
+    assert sorted(accessions) == ["ghga://GHGAF1", "ghga://GHGAF2", "ghga://GHGAF3"]
+    assert uploads == ["ghga://upload/a/b.txt"]
+
+
+def test_catalog_close_closes_clients(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+    provider.object("ghga://GHGAF1").exists()
+
+    provider.catalog.close()
+
+    assert fake_client.closed
