@@ -1,0 +1,371 @@
+"""GhgaApi: the GHGA JSON API (WKVS, WPS, UCS, DCS) over one requests.Session.
+
+Layer 4: imports ``errors``, ``token``, ``api_models`` and requests; never the
+transfer engine. Design notes:
+- the work package is fetched once per run, the WKVS values once per run;
+- work-order tokens (WOTs) are cached until a few seconds before their JWT
+  ``exp`` and refreshed on 401 *and* 403 (the official client misses 401);
+- transient failures (connection errors, 429, 5xx) are retried by urllib3's
+  ``Retry`` with backoff and ``Retry-After``; everything else becomes a
+  ``GhgaError`` from ``api_models.error_for``.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from snakemake_ghga import api_models as models
+from snakemake_ghga.errors import ApiError, AuthError
+from snakemake_ghga.redact import redact_text
+from snakemake_ghga.token import WorkPackageToken, open_sealed_box
+
+__all__ = ["DEFAULT_WKVS_URL", "WOT_MARGIN_S", "GhgaApi"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WKVS_URL = "https://data.ghga.de/.well-known"
+WOT_MARGIN_S = 5.0
+_OPAQUE_WOT_TTL_S = 20.0
+_LISTING_PAGE = 1000
+_WotKey = tuple[str, str | None, str | None]
+
+
+def _session(pool_size: int) -> requests.Session:
+    retry = Retry(
+        total=4,
+        connect=4,
+        read=2,
+        status=4,
+        backoff_factor=0.5,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class GhgaApi:
+    """One run's view of the GHGA services; thread-safe for concurrent files."""
+
+    def __init__(
+        self,
+        wkvs_url: str,
+        token: WorkPackageToken,
+        secret_key: bytes,
+        public_key_b64: str,
+        *,
+        session: requests.Session | None = None,
+        timeout_s: tuple[float, float] = (10.0, 60.0),
+        pool_size: int = 8,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._wkvs_url = wkvs_url.rstrip("/")
+        self._token = token
+        self._secret_key = secret_key
+        self._public_key_b64 = public_key_b64
+        self._session = session or _session(pool_size)
+        self._timeout = timeout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._values: models.WellKnownValues | None = None
+        self._package: models.WorkPackage | None = None
+        self._access_token: str | None = None
+        self._wots: dict[_WotKey, tuple[str, float]] = {}
+        self.request_count = 0
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._session.close()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _send(
+        self, method: str, url: str, what: str, **kwargs: Any
+    ) -> requests.Response:
+        self.request_count += 1
+        try:
+            return self._session.request(method, url, timeout=self._timeout, **kwargs)
+        except requests.RequestException as err:
+            raise ApiError(
+                f"{what}: cannot reach {redact_text(url)} ({type(err).__name__})",
+                "Check the network connection and --wkvs-url, then retry",
+            ) from err
+
+    def _checked(
+        self, response: requests.Response, what: str, ok: tuple[int, ...]
+    ) -> Any:
+        if response.status_code not in ok:
+            raise models.error_for(response.status_code, response.text, what)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as err:
+            raise ApiError(f"{what}: the response is not JSON") from err
+
+    def _with_wot(
+        self,
+        key: _WotKey,
+        method: str,
+        url: str,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send with a WOT; on 401/403 fetch a fresh WOT and try once more."""
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._wot(key, force=attempt == 2)}"}
+            response = self._send(method, url, what, headers=headers, **kwargs)
+            if response.status_code not in (401, 403) or attempt == 2:
+                break
+            logger.debug(
+                "%s: HTTP %s, refreshing the work order token",
+                what,
+                response.status_code,
+            )
+        if response.status_code not in ok:
+            raise models.error_for(response.status_code, response.text, what)
+        return response
+
+    # -- bootstrap ----------------------------------------------------------
+
+    def well_known(self) -> models.WellKnownValues:
+        """Return the WKVS values (fetched once)."""
+        with self._lock:
+            if self._values is None:
+                what = "fetching the well-known values"
+                response = self._send("GET", f"{self._wkvs_url}/values", what)
+                self._values = models.parse_well_known(
+                    self._checked(response, what, (200,))
+                )
+            return self._values
+
+    def _bearer_access_token(self) -> str:
+        if self._access_token is None:
+            self._access_token = open_sealed_box(
+                self._token.sealed_token, self._secret_key, "the work package token"
+            )
+        return self._access_token
+
+    def work_package(self) -> models.WorkPackage:
+        """Return the work package (fetched once per run)."""
+        values = self.well_known()
+        with self._lock:
+            if self._package is None:
+                package_id = self._token.work_package_id
+                what = f"fetching work package {package_id}"
+                headers = {"Authorization": f"Bearer {self._bearer_access_token()}"}
+                url = f"{values.wps_url}/work-packages/{package_id}"
+                response = self._send("GET", url, what, headers=headers)
+                body = self._checked(response, what, (200,))
+                self._package = models.parse_work_package(package_id, body)
+            return self._package
+
+    # -- work-order tokens ----------------------------------------------------
+
+    def _wot(self, key: _WotKey, *, force: bool = False) -> str:
+        with self._lock:
+            cached = self._wots.get(key)
+            if cached and not force and self._clock() < cached[1]:
+                return cached[0]
+        token = self._fetch_wot(key)
+        claims = models.jwt_claims(token)
+        self._check_wot_key(claims)
+        exp = claims.get("exp")
+        now = self._clock()
+        valid_until = (
+            float(exp) - WOT_MARGIN_S
+            if isinstance(exp, int | float)
+            else now + _OPAQUE_WOT_TTL_S
+        )
+        with self._lock:
+            self._wots[key] = (token, valid_until)
+        return token
+
+    def _fetch_wot(self, key: _WotKey) -> str:
+        package = self.work_package()
+        wps = self.well_known().wps_url
+        work_type, first, second = key
+        headers = {"Authorization": f"Bearer {self._bearer_access_token()}"}
+        base = f"{wps}/work-packages/{package.package_id}"
+        what = f"requesting a '{work_type}' work order token"
+        if work_type == "download":
+            url, body = f"{base}/files/{first}/work-order-tokens", None
+        else:
+            url = f"{base}/boxes/{self._upload_box(package)[0]}/work-order-tokens"
+            body = {"work_type": work_type, "alias": first, "file_id": second}
+        response = self._send("POST", url, what, headers=headers, json=body)
+        sealed = self._checked(response, what, (200, 201))
+        if not isinstance(sealed, str):
+            raise ApiError(f"{what}: the response is not a JSON string")
+        return open_sealed_box(sealed, self._secret_key, "the work order token")
+
+    def _check_wot_key(self, claims: dict[str, Any]) -> None:
+        claimed = claims.get("user_public_crypt4gh_key")
+        if claimed and claimed != self._public_key_b64:
+            raise AuthError(
+                "the work package was issued for another public key than yours",
+                "Use the key pair you registered with this work package "
+                "(--my-public-key/--my-private-key) or request a new token",
+            )
+
+    def _upload_box(self, package: models.WorkPackage) -> tuple[str, str]:
+        rdub, fub = package.research_data_upload_box_id, package.file_upload_box_id
+        if not rdub or not fub:
+            raise AuthError(
+                f"work package {package.package_id} is not for uploads",
+                "Request an upload token for your research data upload box",
+            )
+        return rdub, fub
+
+    # -- UCS ------------------------------------------------------------------
+
+    def _ucs(self, path: str) -> str:
+        fub = self._upload_box(self.work_package())[1]
+        return f"{self.well_known().ucs_url}/boxes/{fub}/uploads{path}"
+
+    def list_uploads(self) -> list[models.FileUpload]:
+        """Return every upload in the box (all pages)."""
+        items: list[models.FileUpload] = []
+        while True:
+            params = {"skip": len(items), "limit": _LISTING_PAGE}
+            response = self._with_wot(
+                ("view", None, None),
+                "GET",
+                self._ucs(""),
+                "listing the upload box",
+                params=params,
+            )
+            body = self._checked(response, "listing the upload box", (200,))
+            page = [models.parse_file_upload(i) for i in body.get("items", [])]
+            items.extend(page)
+            if not page or len(items) >= int(body.get("total_count", 0)):
+                return items
+
+    def create_upload(
+        self,
+        alias: str,
+        decrypted_size: int,
+        encrypted_size: int,
+        part_size: int,
+        *,
+        overwrite: bool,
+    ) -> models.CreatedUpload:
+        """Create a file upload (the server starts the multipart upload)."""
+        what = f"creating the upload of '{alias}'"
+        body = {
+            "alias": alias,
+            "decrypted_size": decrypted_size,
+            "encrypted_size": encrypted_size,
+            "part_size": part_size,
+            "overwrite": overwrite,
+        }
+        response = self._with_wot(
+            ("create", alias, None),
+            "POST",
+            self._ucs(""),
+            what,
+            ok=(200, 201),
+            json=body,
+        )
+        data = self._checked(response, what, (200, 201))
+        created = models.CreatedUpload(
+            str(models.require_field(data, "file_id", str, what)),
+            str(models.require_field(data, "alias", str, what)),
+            str(models.require_field(data, "storage_alias", str, what)),
+        )
+        if created.alias != alias:
+            raise ApiError(f"{what}: the server answered for alias '{created.alias}'")
+        return created
+
+    def part_upload_url(self, file_id: str, part_number: int) -> str:
+        """Return a presigned URL for one part (fetched per part, as S3 wants)."""
+        what = f"getting the URL of part {part_number} of upload {file_id}"
+        response = self._with_wot(
+            ("upload", None, file_id),
+            "GET",
+            self._ucs(f"/{file_id}/parts/{part_number}"),
+            what,
+        )
+        url = self._checked(response, what, (200,))
+        if not isinstance(url, str):
+            raise ApiError(f"{what}: the response is not a JSON string")
+        return url
+
+    def complete_upload(self, file_id: str, checksums: models.UploadChecksums) -> None:
+        """Close the upload with the four checksum fields (PATCH → 204)."""
+        body = {
+            "decrypted_sha256": checksums.decrypted_sha256,
+            "encrypted_md5": checksums.encrypted_md5,
+            "encrypted_parts_md5": checksums.encrypted_parts_md5,
+            "encrypted_parts_sha256": checksums.encrypted_parts_sha256,
+        }
+        self._with_wot(
+            ("close", None, file_id),
+            "PATCH",
+            self._ucs(f"/{file_id}"),
+            f"completing upload {file_id}",
+            ok=(200, 204),
+            json=body,
+        )
+
+    def delete_upload(self, file_id: str) -> None:
+        """Delete (cancel) a file upload."""
+        self._with_wot(
+            ("delete", None, file_id),
+            "DELETE",
+            self._ucs(f"/{file_id}"),
+            f"deleting upload {file_id}",
+            ok=(200, 204),
+        )
+
+    # -- DCS ------------------------------------------------------------------
+
+    def drs_object(self, accession: str) -> models.DrsObject | models.Staging:
+        """Ask for a DRS object; ``Staging`` while the archive prepares it."""
+        what = f"requesting file {accession}"
+        url = f"{self.well_known().dcs_url}/objects/{accession}"
+        response = self._with_wot(
+            ("download", accession, None), "GET", url, what, ok=(200, 202)
+        )
+        if response.status_code == 202:
+            return models.Staging(accession, _retry_after_s(response))
+        body = self._checked(response, what, (200,))
+        return models.parse_drs_object(accession, body, _max_age_s(response))
+
+    def envelope(self, accession: str) -> bytes:
+        """Return the file's Crypt4GH header, encrypted for this user."""
+        what = f"fetching the envelope of {accession}"
+        url = f"{self.well_known().dcs_url}/objects/{accession}/envelopes"
+        response = self._with_wot(("download", accession, None), "GET", url, what)
+        return models.decode_envelope(response.text, accession)
+
+
+def _retry_after_s(response: requests.Response) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 5.0
+
+
+def _max_age_s(response: requests.Response) -> float | None:
+    for directive in response.headers.get("Cache-Control", "").split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,286 @@
+"""Typed views of the GHGA JSON API responses and the error-body mapping.
+
+Layer 4 helper of ``api``: imports ``errors`` and the stdlib only. One frozen
+dataclass per response; every parser raises ``ApiError`` on a malformed body,
+and ``error_for`` turns any error response into a ``GhgaError`` subclass whose
+message says what happened and whose hint says what to do.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
+
+__all__ = [
+    "CreatedUpload",
+    "DrsObject",
+    "FileUpload",
+    "Staging",
+    "UploadChecksums",
+    "WellKnownValues",
+    "WorkPackage",
+    "error_for",
+    "jwt_claims",
+    "require_field",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class WellKnownValues:
+    """The WKVS ``/values``: service URLs and the Data Hubs' public keys."""
+
+    wps_url: str
+    ucs_url: str
+    dcs_url: str
+    crypt4gh_public_keys: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkPackage:
+    """``GET /work-packages/{id}``: files (download) and box ids (upload)."""
+
+    package_id: str
+    files: dict[str, str]
+    research_data_upload_box_id: str | None
+    file_upload_box_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpload:
+    """One entry of the box listing."""
+
+    file_id: str
+    alias: str
+    state: str
+    decrypted_size: int
+    encrypted_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedUpload:
+    """The answer to creating a file upload."""
+
+    file_id: str
+    alias: str
+    storage_alias: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadChecksums:
+    """The body of the close (PATCH) request."""
+
+    decrypted_sha256: str
+    encrypted_md5: str
+    encrypted_parts_md5: list[str]
+    encrypted_parts_sha256: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DrsObject:
+    """A staged DRS object: header-less ciphertext size and a presigned URL."""
+
+    accession: str
+    size: int
+    sha256: str | None
+    url: str = field(repr=False)
+    max_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Staging:
+    """The archive is still staging the file; ask again after ``retry_after_s``."""
+
+    accession: str
+    retry_after_s: float
+
+
+def require_field(body: Any, key: str, kind: type, what: str) -> Any:
+    """Return ``body[key]`` if it is a ``kind``, else raise ``ApiError``."""
+    if not isinstance(body, dict) or not isinstance(body.get(key), kind):
+        raise ApiError(
+            f"{what}: unexpected response, field '{key}' missing or not "
+            f"{kind.__name__}",
+            "The service may have changed; check for a newer snakemake-ghga",
+        )
+    return body[key]
+
+
+def parse_well_known(body: Any) -> WellKnownValues:
+    """Parse the WKVS values (URLs lose a trailing slash)."""
+    what = "well-known values"
+    urls = [
+        str(require_field(body, key, str, what)).rstrip("/")
+        for key in ("wps_api_url", "ucs_api_url", "dcs_api_url")
+    ]
+    keys = require_field(body, "crypt4gh_public_keys", dict, what)
+    return WellKnownValues(urls[0], urls[1], urls[2], dict(keys))
+
+
+def parse_work_package(package_id: str, body: Any) -> WorkPackage:
+    """Parse ``GET /work-packages/{id}``."""
+    if not isinstance(body, dict):
+        raise ApiError("work package: unexpected response (not a JSON object)")
+    files = body.get("files") or {}
+    return WorkPackage(
+        package_id,
+        {str(k): str(v) for k, v in files.items()},
+        body.get("research_data_upload_box_id"),
+        body.get("file_upload_box_id"),
+    )
+
+
+def parse_file_upload(item: Any) -> FileUpload:
+    """Parse one listing item."""
+    what = "upload listing"
+    return FileUpload(
+        str(require_field(item, "id", str, what)),
+        str(require_field(item, "alias", str, what)),
+        str(require_field(item, "state", str, what)),
+        int(require_field(item, "decrypted_size", int, what)),
+        int(require_field(item, "encrypted_size", int, what)),
+    )
+
+
+def parse_drs_object(accession: str, body: Any, max_age_s: float | None) -> DrsObject:
+    """Parse a DRS object; the URL is the first ``s3`` access method."""
+    what = f"DRS object {accession}"
+    size = int(require_field(body, "size", int, what))
+    methods = require_field(body, "access_methods", list, what)
+    urls = [
+        m.get("access_url", {}).get("url")
+        for m in methods
+        if isinstance(m, dict) and m.get("type") == "s3"
+    ]
+    if not urls or not isinstance(urls[0], str):
+        raise ApiError(f"{what}: no s3 access URL in the response")
+    sums = body.get("checksums") or []
+    sha = [c.get("checksum") for c in sums if c.get("type") in ("sha-256", "sha256")]
+    return DrsObject(accession, size, sha[0] if sha else None, urls[0], max_age_s)
+
+
+def decode_envelope(text: str, accession: str) -> bytes:
+    """Decode the envelope body: base64, possibly JSON-quoted."""
+    stripped = text.strip()
+    if stripped.startswith('"'):
+        stripped = json.loads(stripped)
+    try:
+        return base64.b64decode(stripped, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ApiError(f"the envelope of {accession} is not valid base64") from err
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """Return the payload of a compact JWS without verifying it ({} if opaque)."""
+    pieces = token.split(".")
+    if len(pieces) != 3:
+        return {}
+    payload = pieces[1] + "=" * (-len(pieces[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+_KNOWN_ERRORS: dict[str, tuple[str, str]] = {
+    "noSuchStorage": ("the upload box points to an unknown storage", "Contact GHGA"),
+    "invalidPartSize": ("the server refused the part size", "Try --part-size 64"),
+    "checksumMismatch": (
+        "the uploaded object's checksum does not match what the client sent",
+        "Upload the file again; if it repeats, report it to GHGA",
+    ),
+    "uploadSizeMismatch": (
+        "the uploaded object's size does not match the declared size",
+        "Upload the file again",
+    ),
+    "boxNotFound": ("the upload box does not exist", "Request a new token"),
+    "boxStateError": (
+        "the upload box is locked",
+        "Ask the box's data steward to unlock it",
+    ),
+    "fileUploadAlreadyExists": (
+        "a file with this alias is already in the box",
+        "Pass --overwrite to replace it, or choose another alias",
+    ),
+    "orphanedMultipartUpload": (
+        "a stale multipart upload blocks this alias",
+        "Remove the alias (ghga-transfer rm ALIAS) and retry",
+    ),
+    "tooManyOpenUploads": (
+        "the box already has the maximum number of unfinished uploads",
+        "Wait for them to finish, or remove stale ones (ghga-transfer ls / rm)",
+    ),
+    "boxMaxSizeExceeded": (
+        "the upload would exceed the box's size limit",
+        "Remove files from the box or ask GHGA for a larger box",
+    ),
+    "fileUploadNotFound": ("the file upload is not in the box", "Check the alias"),
+    "s3UploadNotFound": (
+        "the storage no longer knows this upload",
+        "Remove the alias (ghga-transfer rm ALIAS) and upload it again",
+    ),
+    "fileUploadStateError": (
+        "the file upload was already cancelled or has failed",
+        "Upload the file again",
+    ),
+    "uploadCompletionError": (
+        "the storage could not complete the upload",
+        "Retry later; if it repeats, report it to GHGA",
+    ),
+}
+
+
+def _body_fields(text: str) -> tuple[str | None, str | None]:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    detail = body.get("description") or body.get("detail")
+    return body.get("exception_id"), str(detail) if detail else None
+
+
+def error_for(status: int, text: str, what: str) -> ApiError:
+    """Map an error response to an exception saying what happened and what to do.
+
+    Args:
+        status: the HTTP status code.
+        text: the response body (httpyexpect JSON or anything else).
+        what: the request in words, e.g. "creating upload 'a.bam'".
+    """
+    exception_id, detail = _body_fields(text)
+    suffix = f" ({detail})" if detail else ""
+    if exception_id in _KNOWN_ERRORS:
+        happened, hint = _KNOWN_ERRORS[exception_id]
+        cls = NotFoundError if status == 404 else ApiError
+        return cls(
+            f"{what}: {happened}{suffix}",
+            hint,
+            status=status,
+            exception_id=exception_id,
+        )
+    if status in (401, 403):
+        return AuthError(
+            f"{what}: access denied (HTTP {status}){suffix}",
+            "The work package token may have expired or not cover this; "
+            "request a new token in the GHGA Data Portal",
+            status=status,
+            exception_id=exception_id,
+        )
+    if status == 404:
+        return NotFoundError(
+            f"{what}: not found (HTTP 404){suffix}",
+            "Check the accession or alias",
+            status=status,
+            exception_id=exception_id,
+        )
+    return ApiError(
+        f"{what}: the service answered HTTP {status}{suffix}",
+        "Retry later; if it repeats, report it to GHGA",
+        status=status,
+        exception_id=exception_id,
+    )

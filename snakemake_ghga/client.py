@@ -1,0 +1,352 @@
+"""GhgaClient: the one object the CLI and the Snakemake plugin use.
+
+Layer 4: the only module that composes ``api``, ``transfer``, ``upload`` and
+``download``. One client per run: one ``requests.Session``, one
+``TransferEngine`` (executor + connection pool) for all parts of all files,
+and a small pool of file threads (``max_files_in_flight``) that start files
+while others are still moving, so many small files do not go one by one.
+"""
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from snakemake_ghga import crypt
+from snakemake_ghga.api import GhgaApi
+from snakemake_ghga.api_models import DrsObject, FileUpload, Staging
+from snakemake_ghga.config import TransferConfig
+from snakemake_ghga.context import (
+    DownloadInfo,
+    DownloadResult,
+    RunContext,
+    UploadResult,
+)
+from snakemake_ghga.download import FileDownloader
+from snakemake_ghga.errors import ConfigError, GhgaError, NotFoundError, TransferError
+from snakemake_ghga.keys import encode_public_key_b64
+from snakemake_ghga.progress import NullProgress, ProgressListener
+from snakemake_ghga.redact import redact_text
+from snakemake_ghga.token import parse_token
+from snakemake_ghga.transfer import TransferEngine
+from snakemake_ghga.upload import LIVE_STATES, FileUploader
+
+__all__ = [
+    "DownloadInfo",
+    "DownloadResult",
+    "GhgaClient",
+    "UploadInfo",
+    "UploadResult",
+]
+
+logger = logging.getLogger(__name__)
+UploadInfo = FileUpload
+_DEFAULT_CONFIG = TransferConfig()
+
+
+class GhgaClient:
+    """Upload to and download from GHGA; a context manager (closes pools)."""
+
+    def __init__(
+        self,
+        *,
+        wkvs_url: str,
+        token: str,
+        my_secret_key: bytes,
+        my_public_key: bytes,
+        ghga_public_key: bytes | None = None,
+        config: TransferConfig = _DEFAULT_CONFIG,
+        progress: ProgressListener | None = None,
+    ) -> None:
+        self.config = config
+        self.api = GhgaApi(
+            wkvs_url,
+            parse_token(token),
+            my_secret_key,
+            encode_public_key_b64(my_public_key),
+            timeout_s=(config.connect_timeout_s, config.read_timeout_s),
+            pool_size=config.max_workers + config.max_files_in_flight,
+        )
+        self.engine = TransferEngine(config)
+        self._ctx = RunContext(
+            self.api,
+            self.engine,
+            config,
+            my_secret_key,
+            my_public_key,
+            ghga_public_key,
+            progress or NullProgress(),
+        )
+        self._files = ThreadPoolExecutor(
+            config.max_files_in_flight, thread_name_prefix="ghga-file"
+        )
+
+    def __enter__(self) -> "GhgaClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the threads and close every connection."""
+        self._files.shutdown(wait=True, cancel_futures=True)
+        self.engine.close()
+        self.api.close()
+
+    # -- listing --------------------------------------------------------------
+
+    def work_package_files(self) -> dict[str, str]:
+        """Return accession → file extension of the work package (one call)."""
+        return dict(self.api.work_package().files)
+
+    def list_uploads(self) -> list[UploadInfo]:
+        """Return the uploads in the box (alias, file id, state, sizes)."""
+        return self.api.list_uploads()
+
+    def remove(self, alias: str) -> None:
+        """Delete the upload named ``alias`` from the box.
+
+        Raises:
+            NotFoundError: no upload with that alias (other than cancelled ones).
+        """
+        live = _live_by_alias(self.api.list_uploads())
+        if alias not in live or live[alias].state == "cancelled":
+            raise NotFoundError(
+                f"no upload named '{alias}' in the box",
+                "List the box with `ghga-transfer ls`",
+            )
+        self.api.delete_upload(live[alias].file_id)
+
+    # -- upload ---------------------------------------------------------------
+
+    def upload_file(
+        self, path: Path, alias: str, *, overwrite: bool = False
+    ) -> UploadResult:
+        """Upload one file (skipped if the alias is in the box, unless overwrite).
+
+        Raises:
+            GhgaError: the upload failed.
+        """
+        uploader = FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
+        return self._upload_one(uploader, Path(path), alias, overwrite, catch=False)
+
+    def upload(
+        self, items: list[tuple[Path, str]], *, overwrite: bool = False
+    ) -> list[UploadResult]:
+        """Upload several files in parallel; one result per item, in order.
+
+        Raises:
+            ConfigError: duplicate paths or aliases (nothing is sent).
+        """
+        _check_unique(items)
+        uploader = FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
+        futures = [
+            self._files.submit(
+                self._upload_one, uploader, Path(path), alias, overwrite, True
+            )
+            for path, alias in items
+        ]
+        return [future.result() for future in futures]
+
+    def _upload_one(
+        self,
+        uploader: FileUploader,
+        path: Path,
+        alias: str,
+        overwrite: bool,
+        catch: bool,
+    ) -> UploadResult:
+        progress = self._ctx.progress
+        try:
+            result = uploader.upload(path, alias, overwrite=overwrite)
+        except GhgaError as err:
+            progress.file_finished(alias, False, redact_text(str(err)))
+            if not catch:
+                raise
+            return UploadResult(path, alias, "failed", error=redact_text(str(err)))
+        progress.file_finished(alias, True, result.status)
+        return result
+
+    # -- download -------------------------------------------------------------
+
+    def describe_download(self, accession: str) -> DownloadInfo:
+        """Return sizes and checksum of a file, waiting while it is staged."""
+        extension = self._extension(accession)
+        for _, drs in self._staged([accession]):
+            if isinstance(drs, GhgaError):
+                raise drs
+            return DownloadInfo(
+                accession,
+                extension,
+                crypt.plain_size_of(drs.size),
+                drs.size,
+                drs.sha256,
+            )
+        raise TransferError(f"file {accession} was not staged")  # pragma: no cover
+
+    def download_file(
+        self, accession: str, destination: Path, *, keep_encrypted: bool = False
+    ) -> DownloadResult:
+        """Download one file to ``destination`` (plaintext unless keep_encrypted).
+
+        Raises:
+            GhgaError: the download failed.
+        """
+        self._extension(accession)
+        for _, drs in self._staged([accession]):
+            if isinstance(drs, GhgaError):
+                raise drs
+            return self._download_one(drs, Path(destination), keep_encrypted, False)
+        raise TransferError(f"file {accession} was not staged")  # pragma: no cover
+
+    def download(
+        self,
+        accessions: list[str] | None,
+        output_dir: Path,
+        *,
+        overwrite: bool = False,
+        keep_encrypted: bool = False,
+    ) -> list[DownloadResult]:
+        """Download files (default: all of the work package) into ``output_dir``.
+
+        Staging is requested for every file at once; each download starts as
+        soon as its file is ready. One result per accession, in order.
+        """
+        files = self.work_package_files()
+        wanted = list(accessions) if accessions else sorted(files)
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        results: dict[str, DownloadResult | Future[DownloadResult]] = {}
+        pending: dict[str, Path] = {}
+        for accession in wanted:
+            results[accession] = self._plan_download(
+                accession, files, Path(output_dir), overwrite, keep_encrypted, pending
+            )
+        for accession, drs in self._staged(list(pending)):
+            if isinstance(drs, GhgaError):
+                results[accession] = self._failed(accession, pending[accession], drs)
+                continue
+            results[accession] = self._files.submit(
+                self._download_one, drs, pending[accession], keep_encrypted, True
+            )
+        return [
+            r if isinstance(r, DownloadResult) else r.result()
+            for r in (results[a] for a in wanted)
+        ]
+
+    def _plan_download(
+        self,
+        accession: str,
+        files: dict[str, str],
+        output_dir: Path,
+        overwrite: bool,
+        keep: bool,
+        pending: dict[str, Path],
+    ) -> DownloadResult:
+        if accession not in files:
+            error = NotFoundError(
+                f"{accession} is not in this work package",
+                "Check the accession or the token",
+            )
+            return self._failed(accession, output_dir / accession, error)
+        suffix = ".c4gh" if keep else ""
+        destination = output_dir / f"{accession}{files[accession]}{suffix}"
+        if destination.exists() and not overwrite:
+            return DownloadResult(
+                accession,
+                destination,
+                "skipped",
+                error="already there (use --overwrite to replace)",
+            )
+        pending[accession] = destination
+        return DownloadResult(accession, destination, "pending")
+
+    def _failed(self, accession: str, path: Path, err: GhgaError) -> DownloadResult:
+        message = redact_text(str(err))
+        self._ctx.progress.file_finished(accession, False, message)
+        return DownloadResult(accession, path, "failed", error=message)
+
+    def _download_one(
+        self, drs: DrsObject, destination: Path, keep: bool, catch: bool
+    ) -> DownloadResult:
+        try:
+            result = FileDownloader(self._ctx).download(
+                drs, destination, keep_encrypted=keep
+            )
+        except GhgaError as err:
+            if not catch:
+                self._ctx.progress.file_finished(drs.accession, False, str(err))
+                raise
+            return self._failed(drs.accession, destination, err)
+        self._ctx.progress.file_finished(drs.accession, True, result.status)
+        return result
+
+    def _extension(self, accession: str) -> str:
+        files = self.work_package_files()
+        if accession not in files:
+            raise NotFoundError(
+                f"{accession} is not in this work package",
+                "Check the accession or the token",
+            )
+        return files[accession]
+
+    def _staged(
+        self, accessions: list[str]
+    ) -> Iterator[tuple[str, DrsObject | GhgaError]]:
+        """Yield each file as it becomes ready (or fails), polling all at once."""
+        due = dict.fromkeys(accessions, 0.0)
+        deadline = time.monotonic() + self.config.staging_timeout_s
+        while due:
+            for accession in [a for a, t in due.items() if t <= time.monotonic()]:
+                answer = self._ask_drs(accession)
+                if isinstance(answer, Staging):
+                    due[accession] = time.monotonic() + answer.retry_after_s
+                    continue
+                del due[accession]
+                yield accession, answer
+            if due and time.monotonic() > deadline:
+                for accession in list(due):
+                    del due[accession]
+                    yield (
+                        accession,
+                        TransferError(
+                            f"{accession} was still being staged after "
+                            f"{self.config.staging_timeout_s:.0f} s",
+                            "Run the command again later",
+                        ),
+                    )
+            if due:
+                time.sleep(max(0.0, min(due.values()) - time.monotonic()))
+
+    def _ask_drs(self, accession: str) -> DrsObject | Staging | GhgaError:
+        try:
+            answer = self.api.drs_object(accession)
+        except GhgaError as err:
+            return err
+        if isinstance(answer, Staging):
+            self._ctx.progress.file_notice(
+                accession, f"being staged; asking again in {answer.retry_after_s:.0f} s"
+            )
+        return answer
+
+
+def _live_by_alias(uploads: list[FileUpload]) -> dict[str, FileUpload]:
+    """Map alias → upload, preferring live uploads over cancelled/failed ones."""
+    by_alias: dict[str, FileUpload] = {}
+    for upload in uploads:
+        if upload.alias not in by_alias or upload.state in LIVE_STATES:
+            by_alias[upload.alias] = upload
+    return by_alias
+
+
+def _check_unique(items: list[tuple[Path, str]]) -> None:
+    for index, label in ((0, "path"), (1, "alias")):
+        seen: set[str] = set()
+        for item in items:
+            value = str(Path(item[0]).resolve()) if index == 0 else item[1]
+            if value in seen:
+                raise ConfigError(
+                    f"duplicate {label}: {item[index]}",
+                    "Each file and each alias may appear only once",
+                )
+            seen.add(value)

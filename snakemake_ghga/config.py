@@ -1,0 +1,78 @@
+"""Transfer settings shared by the CLI, the client and the Snakemake plugin.
+
+A leaf module: imports only the stdlib and ``errors``.
+
+Memory formula (what a run holds beyond the interpreter, about 40 MB):
+
+    memory ≈ max_workers × 2 × BUFFER_BYTES + max_files_in_flight × 1 MiB
+
+Part bodies are never held in memory: an upload part is streamed from the
+Crypt4GH temp file in ``BUFFER_BYTES`` blocks, and a download part is read,
+decrypted and written through two reused buffers of ``BUFFER_BYTES`` per worker.
+So the part size changes neither term; with the defaults this is about 10 MB.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from snakemake_ghga.errors import ConfigError
+
+__all__ = [
+    "BUFFER_BYTES",
+    "DEFAULT_PART_SIZE_BYTES",
+    "MAX_PART_SIZE_BYTES",
+    "MIN_PART_SIZE_BYTES",
+    "MiB",
+    "TransferConfig",
+]
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE_BYTES = 64 * MiB
+MIN_PART_SIZE_BYTES = 5 * MiB
+MAX_PART_SIZE_BYTES = 5 * 1024 * MiB
+BUFFER_BYTES = 16 * 65_564  # 16 cipher segments, about 1 MiB
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How a run moves parts; every field has a safe default.
+
+    Attributes:
+        part_size_bytes: requested part size; rounded up to whole Crypt4GH
+            cipher segments and raised when a file would need > 10,000 parts.
+        max_workers: threads (and pooled connections) moving parts, all files.
+        max_files_in_flight: files transferred at the same time.
+        tmp_dir: where the encrypted upload temp files go (None: system temp).
+        connect_timeout_s: TCP/TLS connect timeout per request.
+        read_timeout_s: timeout for each socket read.
+        max_attempts: attempts per part before the file fails.
+        backoff_base_s: first retry delay; doubles per attempt, full jitter.
+        backoff_max_s: cap of one retry delay.
+        staging_timeout_s: how long to wait for files the archive is staging.
+    """
+
+    part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
+    max_workers: int = 4
+    max_files_in_flight: int = 4
+    tmp_dir: Path | None = None
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    staging_timeout_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not MIN_PART_SIZE_BYTES <= self.part_size_bytes <= MAX_PART_SIZE_BYTES:
+            raise ConfigError(
+                f"part size {self.part_size_bytes} bytes is out of range",
+                "Choose a part size between 5 MiB and 5 GiB, e.g. --part-size 64",
+            )
+        for name in ("max_workers", "max_files_in_flight", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1", "Use a value >= 1")
+        if self.tmp_dir is not None and not self.tmp_dir.is_dir():
+            raise ConfigError(
+                f"temp dir {self.tmp_dir} does not exist or is not a directory",
+                "Create it or pass another --tmp-dir",
+            )

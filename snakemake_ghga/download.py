@@ -1,0 +1,305 @@
+"""The download of one staged file: ranged GETs decrypted straight to disk.
+
+Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``.
+The header-less ciphertext is fetched in segment-aligned ranges; each range
+is decrypted on arrival and written with ``os.pwrite`` at its plaintext offset
+into a 0600 temp file beside the output (``.c4gh`` output keeps ciphertext).
+Completed parts go to a journal, so a rerun fetches only the missing ones.
+The whole-file SHA-256 is computed in file order as parts complete (reading
+back the page-cached output) and compared with the DRS checksum before the
+temp file is renamed onto the output name.
+"""
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+from snakemake_ghga import crypt
+from snakemake_ghga.api_models import DrsObject
+from snakemake_ghga.context import DownloadResult, RunContext
+from snakemake_ghga.errors import ApiError, IntegrityError, PartFailedError
+from snakemake_ghga.journal import DownloadHeader, Journal
+from snakemake_ghga.parts import (
+    CIPHER_SEGMENT_SIZE,
+    Part,
+    PartPlan,
+    download_part_size,
+    plain_offset_of,
+    plan_parts,
+)
+from snakemake_ghga.transfer import Cancelled
+
+__all__ = ["DrsUrls", "FileDownloader"]
+
+logger = logging.getLogger(__name__)
+_READ_BACK_BYTES = 4 * 1024 * 1024
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class DrsUrls:
+    """The DRS presigned URL of one file, refreshed on 403 or expiry."""
+
+    def __init__(self, ctx: RunContext, drs: DrsObject) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._set(drs)
+
+    def _set(self, drs: DrsObject) -> None:
+        self.drs = drs
+        age = drs.max_age_s if drs.max_age_s is not None else 50.0
+        self._expires = time.monotonic() + max(age - 1.0, age / 2)
+
+    def url_for(self, part: Part) -> str:
+        with self._lock:
+            if time.monotonic() >= self._expires:
+                fresh = self._ctx.api.drs_object(self.drs.accession)
+                if not isinstance(fresh, DrsObject):
+                    raise ApiError(f"file {self.drs.accession} is being staged again")
+                self._set(fresh)
+            return self.drs.url
+
+    def invalidate(self, url: str) -> None:
+        with self._lock:
+            if url == self.drs.url:  # concurrent 403s refresh once
+                self._expires = 0.0
+
+
+class _OrderedHasher:
+    """SHA-256 of the plaintext, fed in file order as parts complete."""
+
+    def __init__(
+        self,
+        fd: int,
+        plan: PartPlan,
+        header_size: int,
+        decryptor: crypt.SegmentDecryptor | None,
+    ) -> None:
+        self._fd, self._plan = fd, plan
+        self._header_size, self._decryptor = header_size, decryptor
+        self._sha = hashlib.sha256()
+        self._next = 1
+        self._done: set[int] = set()
+        self._lock = threading.Lock()
+
+    def part_done(self, number: int) -> None:
+        with self._lock:
+            self._done.add(number)
+            while self._next in self._done:
+                self._hash_part(self._plan.part(self._next))
+                self._next += 1
+
+    def _hash_part(self, part: Part) -> None:
+        step = _READ_BACK_BYTES // CIPHER_SEGMENT_SIZE * CIPHER_SEGMENT_SIZE
+        for start in range(part.offset, part.end, step):
+            size = min(step, part.end - start)
+            if self._decryptor is None:
+                plain = os.pread(
+                    self._fd, crypt.plain_size_of(size), plain_offset_of(start)
+                )
+            else:
+                cipher = os.pread(self._fd, size, self._header_size + start)
+                out = bytearray(size)
+                count = self._decryptor.decrypt_into(
+                    memoryview(cipher), memoryview(out)
+                )
+                plain = bytes(out[:count])
+            self._sha.update(plain)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+class _Sink:
+    """Writes arriving ciphertext: decrypted at its plaintext offset, or as is."""
+
+    def __init__(
+        self,
+        fd: int,
+        decryptor: crypt.SegmentDecryptor,
+        keep_encrypted: bool,
+        header_size: int,
+    ) -> None:
+        self._fd, self._decryptor = fd, decryptor
+        self._keep, self._header_size = keep_encrypted, header_size
+        self._buffers = threading.local()
+
+    def write(self, cipher_offset: int, data: memoryview) -> None:
+        if self._keep:
+            os.pwrite(self._fd, data, self._header_size + cipher_offset)
+            return
+        out: bytearray | None = getattr(self._buffers, "out", None)
+        if out is None or len(out) < len(data):
+            out = self._buffers.out = bytearray(len(data))
+        first = cipher_offset // CIPHER_SEGMENT_SIZE
+        count = self._decryptor.decrypt_into(data, memoryview(out), first)
+        os.pwrite(self._fd, memoryview(out)[:count], plain_offset_of(cipher_offset))
+
+
+class FileDownloader:
+    """Downloads one staged file to ``destination``."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def download(
+        self, drs: DrsObject, destination: Path, *, keep_encrypted: bool
+    ) -> DownloadResult:
+        """Fetch, decrypt, verify and rename into place.
+
+        Raises:
+            GhgaError: the download failed; interrupted or retry-exhausted
+                downloads keep their temp file and journal for a rerun.
+        """
+        ctx = self._ctx
+        envelope = ctx.api.envelope(drs.accession)
+        header = crypt.parse_header(envelope, ctx.my_secret_key)
+        decryptor = crypt.SegmentDecryptor(header.session_keys)
+        journal = self._journal(drs, destination, keep_encrypted)
+        temp = Path(journal.header.temp_path)
+        try:
+            received = self._fetch(drs, journal, envelope, decryptor, keep_encrypted)
+        except (KeyboardInterrupt, PartFailedError):
+            raise
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            journal.remove()
+            raise
+        os.chmod(temp, 0o666 & ~_UMASK)
+        os.replace(temp, destination)
+        journal.remove()
+        return DownloadResult(
+            drs.accession,
+            destination,
+            "downloaded",
+            crypt.plain_size_of(drs.size),
+            drs.sha256,
+            received,
+        )
+
+    def _journal(self, drs: DrsObject, destination: Path, keep: bool) -> Journal:
+        temp = destination.with_name(f".{destination.name}.part")
+        journal_path = destination.with_name(f".{destination.name}.journal")
+        part_size = download_part_size(self._ctx.config.part_size_bytes)
+        wanted = DownloadHeader(
+            drs.accession, str(temp), drs.size, drs.sha256, part_size, keep
+        )
+        journal = Journal.load(journal_path)
+        if journal is not None and journal.header == wanted and temp.is_file():
+            done = len(journal.records)
+            self._ctx.progress.file_notice(
+                drs.accession, f"resuming: {done} parts already downloaded"
+            )
+            return journal
+        if journal is not None:
+            self._ctx.progress.file_notice(
+                drs.accession,
+                "discarding a resume journal that does not match "
+                "this download; starting over",
+            )
+        temp.unlink(missing_ok=True)
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        return Journal.create(journal_path, wanted)
+
+    def _fetch(
+        self,
+        drs: DrsObject,
+        journal: Journal,
+        envelope: bytes,
+        decryptor: crypt.SegmentDecryptor,
+        keep: bool,
+    ) -> int:
+        header = journal.header
+        assert isinstance(header, DownloadHeader)
+        plan = plan_parts(drs.size, header.part_size)
+        total = len(envelope) + drs.size if keep else crypt.plain_size_of(drs.size)
+        fd = os.open(header.temp_path, os.O_RDWR)
+        try:
+            os.ftruncate(fd, total)
+            if keep:
+                os.pwrite(fd, envelope, 0)
+            hasher = _OrderedHasher(
+                fd, plan, len(envelope), decryptor if keep else None
+            )
+            sink = _Sink(fd, decryptor, keep, len(envelope))
+            received = self._run_parts(drs, plan, journal, sink, hasher)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _verify(drs, hasher.hexdigest())
+        return received
+
+    def _run_parts(
+        self,
+        drs: DrsObject,
+        plan: PartPlan,
+        journal: Journal,
+        sink: _Sink,
+        hasher: _OrderedHasher,
+    ) -> int:
+        ctx, name = self._ctx, drs.accession
+        urls, cancel = DrsUrls(ctx, drs), threading.Event()
+        ctx.progress.file_started(name, drs.size)
+        futures: list[Future[None]] = []
+        received = 0
+        for part in plan:
+            if part.number in journal.records:
+                ctx.progress.file_progress(name, part.size)
+                hasher.part_done(part.number)
+                continue
+            received += part.size
+            futures.append(
+                ctx.engine.submit(
+                    self._get_part, part, urls, sink, hasher, journal, cancel
+                )
+            )
+        for future in futures:
+            future.add_done_callback(lambda f: _cancel_on_error(f, cancel))
+        errors = [f.exception() for f in futures]
+        real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
+        if real:
+            raise real[0]
+        return received
+
+    def _get_part(
+        self,
+        part: Part,
+        urls: DrsUrls,
+        sink: _Sink,
+        hasher: _OrderedHasher,
+        journal: Journal,
+        cancel: threading.Event,
+    ) -> None:
+        name = urls.drs.accession
+        self._ctx.engine.get_part(
+            f"download of {name}",
+            part,
+            urls,
+            sink,
+            cancel,
+            lambda delta: self._ctx.progress.file_progress(name, delta),
+        )
+        journal.confirm(part.number)
+        hasher.part_done(part.number)
+
+
+def _cancel_on_error(future: "Future[None]", cancel: threading.Event) -> None:
+    if future.cancelled() or future.exception() is not None:
+        cancel.set()
+
+
+def _verify(drs: DrsObject, actual: str) -> None:
+    if drs.sha256 is None:
+        logger.warning("%s: the archive gave no SHA-256; not verified", drs.accession)
+        return
+    if actual != drs.sha256:
+        raise IntegrityError(
+            f"SHA-256 mismatch for {drs.accession}: expected {drs.sha256}, "
+            f"got {actual}",
+            "The download was discarded; run the command again",
+        )

@@ -1,0 +1,362 @@
+"""TransferEngine: presigned part PUTs and ranged GETs with retries.
+
+Layer 3: imports ``config``, ``errors``, ``parts``, ``redact`` and urllib3;
+never ``api`` (URLs come through the ``UrlSource`` protocol) and never the
+cipher (downloaded bytes go to a ``PartSink``).
+
+Design notes:
+- one ``ThreadPoolExecutor`` and one ``urllib3.PoolManager`` (``maxsize`` =
+  workers, ``block=True``) serve every file of a run;
+- bodies are streamed: a PUT reads its part from the temp file in
+  ``BUFFER_BYTES`` blocks; a GET is read into a reused per-thread buffer in
+  whole cipher segments and handed to the sink, so memory is a few MiB per
+  worker whatever the part size;
+- retries per part: connection errors (also resets mid-body), timeouts, 408,
+  429 and 5xx, with exponential backoff + full jitter or ``Retry-After``; a 403
+  or an expired URL makes the ``UrlSource`` fetch a fresh URL; a GET retried
+  after a reset continues at the first segment not yet delivered.
+"""
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from snakemake_ghga.config import BUFFER_BYTES, TransferConfig
+from snakemake_ghga.errors import GhgaError, PartFailedError
+from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
+from snakemake_ghga.redact import redact_url
+
+__all__ = [
+    "Cancelled",
+    "PartSink",
+    "TransferEngine",
+    "UploadPart",
+    "UrlSource",
+]
+
+logger = logging.getLogger(__name__)
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+ProgressCallback = Callable[[int], None]
+
+
+class UrlSource(Protocol):
+    """Hands out presigned URLs for the parts of one file."""
+
+    def url_for(self, part: Part) -> str:
+        """Return a URL for ``part`` that is still valid."""
+
+    def invalidate(self, url: str) -> None:
+        """Forget ``url``: it was refused (403) or has expired."""
+
+
+class PartSink(Protocol):
+    """Receives downloaded ciphertext in whole segments (the last may be short)."""
+
+    def write(self, cipher_offset: int, data: memoryview) -> None:
+        """Store ``data`` found at ``cipher_offset`` of the header-less body."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPart:
+    """A part of the temp file to PUT and the MD5 its ETag must equal."""
+
+    number: int
+    offset: int
+    size: int
+    md5: str
+
+
+class Cancelled(GhgaError):
+    """The file was cancelled because another part of it failed."""
+
+
+class _Retryable(Exception):
+    def __init__(
+        self, cause: str, retry_after_s: float | None = None, refresh_url: bool = False
+    ) -> None:
+        super().__init__(cause)
+        self.retry_after_s = retry_after_s
+        self.refresh_url = refresh_url
+
+
+class _Fatal(Exception):
+    """A response that retrying cannot fix (e.g. 404 on a presigned URL)."""
+
+
+class _RangeReader:
+    """A file-like view of ``size`` bytes at ``offset`` of an open fd."""
+
+    def __init__(self, fd: int, offset: int, size: int, on_bytes: ProgressCallback):
+        self._fd, self._position, self._left = fd, offset, size
+        self._on_bytes = on_bytes
+        self.sent = 0
+
+    def read(self, amount: int = -1) -> bytes:
+        amount = self._left if amount < 0 else min(amount, self._left)
+        data = os.pread(self._fd, amount, self._position) if amount else b""
+        if amount and not data:
+            raise _Fatal("the temp file is shorter than its part plan")
+        self._position += len(data)
+        self._left -= len(data)
+        self.sent += len(data)
+        self._on_bytes(len(data))
+        return data
+
+
+def _retry_after_s(response: Any) -> float | None:
+    value: str | None = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _classify(status: int, response: Any, what: str) -> Exception:
+    if status == 403:
+        return _Retryable(f"HTTP 403 from storage on {what}", refresh_url=True)
+    if status in _RETRY_STATUS:
+        return _Retryable(f"HTTP {status} on {what}", _retry_after_s(response))
+    return _Fatal(f"HTTP {status} on {what}")
+
+
+class TransferEngine:
+    """Moves parts for all files of one run; a context manager."""
+
+    def __init__(
+        self,
+        config: TransferConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._jitter = jitter
+        self.pool = urllib3.PoolManager(
+            num_pools=8,
+            maxsize=config.max_workers,
+            block=True,
+            retries=False,
+            timeout=urllib3.Timeout(
+                connect=config.connect_timeout_s, read=config.read_timeout_s
+            ),
+            blocksize=BUFFER_BYTES,
+        )
+        self.executor = ThreadPoolExecutor(
+            config.max_workers, thread_name_prefix="ghga-part"
+        )
+        self._buffers = threading.local()
+
+    def __enter__(self) -> "TransferEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (queued parts are cancelled) and close connections."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.pool.clear()
+
+    def submit(self, func: Callable[..., None], *args: Any) -> "Future[None]":
+        """Run ``func(*args)`` on the shared part executor."""
+        return self.executor.submit(func, *args)
+
+    # -- retry loop ---------------------------------------------------------
+
+    def _backoff_s(self, attempt: int) -> float:
+        cap = min(self.config.backoff_max_s, self.config.backoff_base_s * (1 << attempt))
+        return cap * self._jitter()
+
+    def _run_attempts(
+        self,
+        label: str,
+        part: Part,
+        urls: UrlSource,
+        cancel: threading.Event,
+        attempt_once: Callable[[str], None],
+    ) -> None:
+        cause: Exception | None = None
+        attempts = self.config.max_attempts
+        for attempt in range(1, attempts + 1):
+            if cancel.is_set():
+                raise Cancelled(f"{label}: cancelled")
+            url = urls.url_for(part)
+            try:
+                attempt_once(url)
+                return
+            except _Fatal as err:
+                cause, attempts = err, attempt
+                break
+            except _Retryable as err:
+                cause = err
+                logger.debug(
+                    "%s part %d attempt %d: %s", label, part.number, attempt, err
+                )
+                if err.refresh_url:
+                    urls.invalidate(url)
+                if attempt < attempts:
+                    delay = err.retry_after_s
+                    self._sleep(self._backoff_s(attempt) if delay is None else delay)
+        raise _part_failed(label, part, attempts, cause)
+
+    # -- upload ---------------------------------------------------------------
+
+    def put_part(
+        self,
+        label: str,
+        fd: int,
+        part: UploadPart,
+        urls: UrlSource,
+        cancel: threading.Event,
+        on_bytes: ProgressCallback,
+    ) -> None:
+        """PUT ``part`` of the open temp file; retried until its ETag matches."""
+        plan_part = Part(part.number, part.offset, part.size)
+
+        def attempt(url: str) -> None:
+            reader = _RangeReader(fd, part.offset, part.size, on_bytes)
+            try:
+                self._put(url, reader, part)
+            except BaseException:
+                on_bytes(-reader.sent)
+                raise
+
+        self._run_attempts(label, plan_part, urls, cancel, attempt)
+
+    def _put(self, url: str, reader: _RangeReader, part: UploadPart) -> None:
+        what = f"PUT {redact_url(url)}"
+        try:
+            response = self.pool.urlopen(
+                "PUT",
+                url,
+                body=reader,
+                headers={"Content-Length": str(part.size)},
+                redirect=False,
+            )
+        except HTTPError as err:
+            raise _Retryable(f"{type(err).__name__} on {what}") from err
+        if response.status != 200:
+            raise _classify(response.status, response, what)
+        etag = response.headers.get("ETag", "").strip('"')
+        if etag and etag != part.md5:
+            raise _Retryable(f"ETag {etag} differs from the part MD5 {part.md5}")
+
+    # -- download -------------------------------------------------------------
+
+    def get_part(
+        self,
+        label: str,
+        part: Part,
+        urls: UrlSource,
+        sink: PartSink,
+        cancel: threading.Event,
+        on_bytes: ProgressCallback,
+    ) -> None:
+        """GET ``part`` of the header-less ciphertext into ``sink``."""
+        done = [0]
+
+        def attempt(url: str) -> None:
+            self._get(url, part, done, sink, on_bytes)
+
+        self._run_attempts(label, part, urls, cancel, attempt)
+
+    def _buffer(self) -> memoryview:
+        buffer: memoryview | None = getattr(self._buffers, "view", None)
+        if buffer is None:
+            buffer = memoryview(bytearray(BUFFER_BYTES))
+            self._buffers.view = buffer
+        return buffer
+
+    def _get(
+        self,
+        url: str,
+        part: Part,
+        done: list[int],
+        sink: PartSink,
+        on_bytes: ProgressCallback,
+    ) -> None:
+        start, end = part.offset + done[0], part.end - 1
+        what = f"GET {redact_url(url)} bytes {start}-{end}"
+        try:
+            response = self.pool.urlopen(
+                "GET",
+                url,
+                headers={"Range": f"bytes={start}-{end}"},
+                preload_content=False,
+                redirect=False,
+            )
+        except HTTPError as err:
+            raise _Retryable(f"{type(err).__name__} on {what}") from err
+        try:
+            _check_range_response(response, start, end, what)
+            self._stream(response, part, done, sink, on_bytes, what)
+        finally:
+            response.release_conn()
+
+    def _stream(
+        self,
+        response: Any,
+        part: Part,
+        done: list[int],
+        sink: PartSink,
+        on_bytes: ProgressCallback,
+        what: str,
+    ) -> None:
+        buffer = self._buffer()
+        while done[0] < part.size:
+            want = min(len(buffer), part.size - done[0])
+            got = _read_fully(response, buffer[:want], what)
+            usable = got if got == want else got - got % CIPHER_SEGMENT_SIZE
+            if usable:
+                sink.write(part.offset + done[0], buffer[:usable])
+                done[0] += usable
+                on_bytes(usable)
+            if got < want:
+                raise _Retryable(f"body ended after {got} of {want} bytes on {what}")
+
+
+def _check_range_response(response: Any, start: int, end: int, what: str) -> None:
+    if response.status != 206:
+        response.drain_conn()
+        raise _classify(response.status, response, what)
+    length = response.headers.get("Content-Length")
+    if length is not None and int(length) != end - start + 1:
+        response.drain_conn()
+        raise _Retryable(f"{what}: Content-Length {length}, expected {end - start + 1}")
+
+
+def _read_fully(response: Any, view: memoryview, what: str) -> int:
+    """Fill ``view`` from the body; return fewer bytes only at a premature end."""
+    got = 0
+    try:
+        while got < len(view):
+            count = response.readinto(view[got:])
+            if not count:
+                break
+            got += count
+    except (HTTPError, OSError) as err:
+        logger.debug("%s: %s after %d bytes", what, type(err).__name__, got)
+    return got
+
+
+def _part_failed(
+    label: str, part: Part, attempts: int, cause: Exception | None
+) -> PartFailedError:
+    reason = f"{type(cause).__name__}: {cause}" if cause else "unknown"
+    error = PartFailedError(
+        f"{label}: part {part.number} (bytes {part.byte_range}) failed after "
+        f"{attempts} attempt(s) (caused by {reason})",
+        "Check the network and rerun the same command: finished parts are kept",
+    )
+    error.__cause__ = cause
+    return error

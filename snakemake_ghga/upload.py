@@ -1,0 +1,338 @@
+"""The upload of one file: create, encrypt while PUTting parts, close; resume.
+
+Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``.
+Encryption writes the Crypt4GH temp file (0600) and reports each part as soon
+as its bytes are on disk; the part is then PUT from the temp file by the
+shared engine while encryption goes on. Every confirmed part is appended to
+a journal beside the temp file, so after a kill the same command continues
+with the same server-side upload, the same temp file and the same session key
+(kept in the journal as a Crypt4GH header sealed to the user's own key).
+
+Failure policy: an interruption or exhausted retries keep the upload, the temp
+file and the journal for a rerun; any other failure (refused by the server,
+checksum mismatch, input changed) deletes the upload on the server, as the
+official client does, and removes the local state.
+"""
+
+import base64
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from snakemake_ghga import crypt
+from snakemake_ghga.api_models import FileUpload, UploadChecksums
+from snakemake_ghga.context import RunContext, UploadResult
+from snakemake_ghga.errors import GhgaError, PartFailedError
+from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
+from snakemake_ghga.parts import Part, plan_parts, upload_part_size
+from snakemake_ghga.transfer import Cancelled, UploadPart
+
+__all__ = ["FileUploader", "upload_state_paths"]
+
+logger = logging.getLogger(__name__)
+LIVE_STATES = frozenset(
+    {"init", "inbox", "interrogated", "awaiting_archival", "archived"}
+)
+
+
+def upload_state_paths(
+    tmp_dir: Path | None, source: Path, alias: str
+) -> tuple[Path, Path]:
+    """Return (temp file, journal) paths for an upload: stable across runs."""
+    key = hashlib.sha256(f"{source.resolve()}\0{alias}".encode()).hexdigest()[:20]
+    base = Path(tmp_dir or tempfile.gettempdir()) / f"ghga-upload-{key}"
+    return base.with_suffix(".c4gh"), base.with_suffix(".journal")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    journal: Journal
+    first_part: int
+    session_key: bytes
+    hub_key: bytes
+
+    @property
+    def header(self) -> UploadHeader:
+        assert isinstance(self.journal.header, UploadHeader)
+        return self.journal.header
+
+
+class _UploadUrls:
+    """A fresh presigned URL per attempt, as S3 part URLs are cheap to sign."""
+
+    def __init__(self, ctx: RunContext, file_id: str) -> None:
+        self._ctx, self._file_id = ctx, file_id
+
+    def url_for(self, part: Part) -> str:
+        return self._ctx.api.part_upload_url(self._file_id, part.number)
+
+    def invalidate(self, url: str) -> None:
+        """Nothing to forget: every attempt asks for a new URL."""
+
+
+class FileUploader:
+    """Uploads single files within a run; ``existing`` is the box listing."""
+
+    def __init__(self, ctx: RunContext, existing: dict[str, FileUpload]) -> None:
+        self._ctx = ctx
+        self._existing = existing
+
+    def upload(self, path: Path, alias: str, *, overwrite: bool) -> UploadResult:
+        """Upload ``path`` as ``alias``; skip it if the box has it already.
+
+        Raises:
+            GhgaError: the file could not be uploaded (see the failure policy).
+        """
+        plain_size = crypt.check_plaintext_input(path)
+        temp, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
+        plan = self._resume(path, alias, temp, journal_path)
+        if plan is None:
+            known = self._existing.get(alias)
+            if known is not None and known.state in LIVE_STATES and not overwrite:
+                return UploadResult(
+                    path,
+                    alias,
+                    "skipped",
+                    known.file_id,
+                    known.decrypted_size,
+                    known.encrypted_size,
+                    error=f"already in the box (state {known.state})",
+                )
+            plan = self._start(path, alias, plain_size, temp, journal_path, overwrite)
+        return self._run(path, plan)
+
+    # -- starting and resuming ---------------------------------------------
+
+    def _start(
+        self,
+        path: Path,
+        alias: str,
+        plain_size: int,
+        temp: Path,
+        journal_path: Path,
+        overwrite: bool,
+    ) -> _Plan:
+        ctx = self._ctx
+        encrypted = crypt.encrypted_size(plain_size)
+        part_size = upload_part_size(encrypted, ctx.config.part_size_bytes)
+        created = ctx.api.create_upload(
+            alias, plain_size, encrypted, part_size, overwrite=overwrite
+        )
+        try:
+            hub_key = ctx.hub_key(created.storage_alias)
+            session_key = os.urandom(32)
+            sealed = crypt.make_header(
+                session_key, ctx.my_secret_key, ctx.my_public_key
+            )
+            temp.unlink(missing_ok=True)
+            header = UploadHeader(
+                str(path.resolve()),
+                alias,
+                Fingerprint.of(path),
+                str(temp),
+                created.file_id,
+                created.storage_alias,
+                part_size,
+                encrypted,
+                base64.b64encode(sealed).decode(),
+            )
+            journal = Journal.create(journal_path, header)
+        except BaseException:
+            self._delete_quietly(created.file_id)
+            raise
+        return _Plan(journal, 1, session_key, hub_key)
+
+    def _resume(
+        self, path: Path, alias: str, temp: Path, journal_path: Path
+    ) -> _Plan | None:
+        journal = Journal.load(journal_path)
+        if journal is None or not isinstance(journal.header, UploadHeader):
+            temp.unlink(missing_ok=True)
+            return None
+        header = journal.header
+        reason = self._stale_reason(path, header)
+        if reason is not None:
+            self._ctx.progress.file_notice(
+                alias, f"discarding the resume journal: {reason}; starting over"
+            )
+            self._discard(journal, header)
+            return None
+        opened = crypt.parse_header(
+            base64.b64decode(header.sealed_session_key), self._ctx.my_secret_key
+        )
+        first = 1
+        while first in journal.records:
+            first += 1
+        count = plan_parts(header.encrypted_size, header.part_size).count
+        self._ctx.progress.file_notice(
+            alias, f"resuming: {first - 1} of {count} parts already uploaded"
+        )
+        hub_key = self._ctx.hub_key(header.storage_alias)
+        return _Plan(journal, first, opened.session_keys[0], hub_key)
+
+    def _stale_reason(self, path: Path, header: UploadHeader) -> str | None:
+        known = self._existing.get(header.alias)
+        if header.fingerprint != Fingerprint.of(path):
+            return "the input file changed since the interrupted upload"
+        if not Path(header.temp_path).is_file():
+            return "its encrypted temp file is gone"
+        if known is None or known.file_id != header.file_id or known.state != "init":
+            return "the server no longer holds the unfinished upload"
+        return None
+
+    def _discard(self, journal: Journal, header: UploadHeader) -> None:
+        known = self._existing.get(header.alias)
+        owned = known is not None and known.file_id == header.file_id
+        if owned and known is not None and known.state == "init":
+            self._delete_quietly(header.file_id)
+            self._existing.pop(header.alias, None)
+        Path(header.temp_path).unlink(missing_ok=True)
+        journal.remove()
+
+    def _delete_quietly(self, file_id: str) -> None:
+        try:
+            self._ctx.api.delete_upload(file_id)
+        except GhgaError as err:
+            logger.warning("could not delete the failed upload %s: %s", file_id, err)
+
+    # -- transfer -------------------------------------------------------------
+
+    def _run(self, path: Path, plan: _Plan) -> UploadResult:
+        header = plan.header
+        try:
+            result = self._transfer(path, plan)
+        except (KeyboardInterrupt, PartFailedError):
+            raise
+        except BaseException:
+            self._delete_quietly(header.file_id)
+            Path(header.temp_path).unlink(missing_ok=True)
+            plan.journal.remove()
+            raise
+        Path(header.temp_path).unlink(missing_ok=True)
+        plan.journal.remove()
+        return result
+
+    def _transfer(self, path: Path, plan: _Plan) -> UploadResult:
+        header, ctx = plan.header, self._ctx
+        already = sum(
+            part.size
+            for part in plan_parts(header.encrypted_size, header.part_size)
+            if part.number < plan.first_part
+        )
+        ctx.progress.file_started(header.alias, header.encrypted_size)
+        ctx.progress.file_progress(header.alias, already)
+        fd = os.open(header.temp_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            parts = _PartUploads(ctx, plan, fd)
+            encrypted = self._encrypt(path, plan, parts)
+            parts.wait()
+        finally:
+            os.close(fd)
+        checksums = _checksums(plan, encrypted.plain_sha256)
+        ctx.api.complete_upload(header.file_id, checksums)
+        return UploadResult(
+            path,
+            header.alias,
+            "uploaded",
+            header.file_id,
+            encrypted.plain_size,
+            encrypted.encrypted_size,
+            encrypted.plain_sha256,
+            checksums.encrypted_md5,
+            parts.bytes_sent,
+        )
+
+    def _encrypt(
+        self, path: Path, plan: _Plan, parts: "_PartUploads"
+    ) -> crypt.EncryptionResult:
+        header = plan.header
+        try:
+            return crypt.encrypt_file(
+                path,
+                header.temp_path,
+                writer_secret_key=self._ctx.my_secret_key,
+                recipient_public_key=plan.hub_key,
+                part_size=header.part_size,
+                on_part=parts.submit,
+                workers=2,
+                session_key=plan.session_key,
+                first_part=plan.first_part,
+            )
+        except Cancelled:
+            parts.wait()  # raises the part error that caused the cancel
+            raise
+
+
+class _PartUploads:
+    """The PUTs of one file: submitted as parts appear, first error cancels."""
+
+    def __init__(self, ctx: RunContext, plan: _Plan, fd: int) -> None:
+        self._ctx, self._plan, self._fd = ctx, plan, fd
+        self._urls = _UploadUrls(ctx, plan.header.file_id)
+        self._cancel = threading.Event()
+        self._futures: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self.bytes_sent = 0
+
+    def submit(self, part: crypt.EncryptedPart) -> None:
+        if self._cancel.is_set():
+            raise Cancelled(f"{self._plan.header.alias}: cancelled")
+        future = self._ctx.engine.submit(self._put, part)
+        future.add_done_callback(self._on_done)
+        with self._lock:
+            self._futures.append(future)
+
+    def _on_done(self, future: "Future[None]") -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._cancel.set()
+
+    def _put(self, part: crypt.EncryptedPart) -> None:
+        alias = self._plan.header.alias
+        self._ctx.engine.put_part(
+            f"upload of {alias}",
+            self._fd,
+            UploadPart(part.number, part.offset, part.size, part.md5),
+            self._urls,
+            self._cancel,
+            lambda delta: self._ctx.progress.file_progress(alias, delta),
+        )
+        self._plan.journal.confirm(part.number, md5=part.md5, sha256=part.sha256)
+        with self._lock:
+            self.bytes_sent += part.size
+
+    def wait(self) -> None:
+        """Wait for every PUT; raise the first real error (not a cancellation)."""
+        with self._lock:
+            futures = list(self._futures)
+        errors = [f.exception() for f in futures]
+        real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
+        if real:
+            raise real[0]
+        if any(errors):
+            raise Cancelled(f"{self._plan.header.alias}: cancelled")
+
+
+def _checksums(plan: _Plan, plain_sha256: str) -> UploadChecksums:
+    header = plan.header
+    records = plan.journal.records
+    parts = [
+        crypt.EncryptedPart(
+            p.number,
+            p.offset,
+            p.size,
+            records[p.number]["md5"],
+            records[p.number]["sha256"],
+        )
+        for p in plan_parts(header.encrypted_size, header.part_size)
+    ]
+    return UploadChecksums(
+        plain_sha256,
+        crypt.multipart_etag(parts),
+        [p.md5 for p in parts],
+        [p.sha256 for p in parts],
+    )
