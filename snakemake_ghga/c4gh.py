@@ -10,6 +10,7 @@ Implementation notes:
   `decrypt_into` on reused buffers; ciphertext is byte-compatible.
 """
 
+import errno
 import io
 import logging
 import os
@@ -23,7 +24,7 @@ from crypt4gh import header as _c4gh_header
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from .errors import DecryptionError, InputFileError
+from .errors import DecryptionError, InputFileError, local_write_error
 
 __all__ = [
     "BLOCK_SEGMENTS",
@@ -41,6 +42,7 @@ __all__ = [
     "parse_header",
     "plain_size_of",
     "private_output",
+    "pwrite_all",
 ]
 
 logger = logging.getLogger(__name__)
@@ -246,6 +248,16 @@ def _segment_error(number: int, what: str) -> DecryptionError:
     )
 
 
+def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
+    """pwrite every byte; a short write (e.g. a full disk) becomes ENOSPC."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view, offset = view[written:], offset + written
+
+
 @contextmanager
 def private_output(destination: Path) -> Iterator[tuple[int, Path]]:
     """Yield (fd, temp path) of a 0600 file beside `destination`.
@@ -254,15 +266,25 @@ def private_output(destination: Path) -> Iterator[tuple[int, Path]]:
     umask-derived mode; on any error it is removed, so no partial file remains.
     """
     temp = destination.with_name(f".{destination.name}.{os.getpid()}.part")
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as err:
+        raise local_write_error(temp, err) from None
     try:
         yield fd, temp
         os.close(fd)
         fd = -1
         os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, destination)
+    except OSError as err:
+        _discard(fd, temp)
+        raise local_write_error(destination, err) from None
     except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        temp.unlink(missing_ok=True)
+        _discard(fd, temp)
         raise
+
+
+def _discard(fd: int, temp: Path) -> None:
+    if fd >= 0:
+        os.close(fd)
+    temp.unlink(missing_ok=True)

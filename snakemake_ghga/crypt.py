@@ -19,6 +19,7 @@ from .c4gh import (
     parse_header,
     plain_size_of,
     private_output,
+    pwrite_all,
 )
 from .decryption import decrypt_file
 from .encryption import (
@@ -50,4 +51,5 @@ __all__ = [
     "parse_header",
     "plain_size_of",
     "private_output",
+    "pwrite_all",
 ]

@@ -25,6 +25,7 @@ from .c4gh import (
     parse_header,
     plain_size_of,
     private_output,
+    pwrite_all,
 )
 from .errors import DecryptionError
 
@@ -100,7 +101,7 @@ def _decrypt_body(
         if os.preadv(in_fd, [cipher], header.size + offset) != length:
             raise DecryptionError(f"ciphertext changed while reading at {offset}")
         done = decryptor.decrypt_into(cipher, local.plain, block * BLOCK_SEGMENTS)
-        os.pwrite(out_fd, local.plain[:done], block * BLOCK_PLAIN_BYTES)
+        pwrite_all(out_fd, local.plain[:done], block * BLOCK_PLAIN_BYTES)
 
     blocks = -(-body_size // BLOCK_CIPHER_BYTES)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -38,8 +38,9 @@ from .c4gh import (
     check_plaintext_input,
     encrypted_size,
     make_header,
+    pwrite_all,
 )
-from .errors import InputFileError
+from .errors import InputFileError, local_write_error
 
 __all__ = [
     "EncryptedPart",
@@ -279,7 +280,7 @@ def _encrypt_loop(
     while (item := pipe.get(pipe.work)) is not None:
         seq, slot, length = item
         written = cipher.encrypt_into(pipe.plain[slot][:length], pipe.cipher[slot])
-        os.pwrite(dst, pipe.cipher[slot][:written], layout.cipher_offset(seq))
+        pwrite_all(dst, pipe.cipher[slot][:written], layout.cipher_offset(seq))
         if consumers:
             pipe.publish(seq, slot, written, consumers)
         else:
@@ -356,12 +357,14 @@ def encrypt_file(
     dst = os.open(destination, flags, 0o600)
     try:
         if first_part == 1:
-            os.pwrite(dst, header, 0)
+            pwrite_all(dst, header, 0)
         prefix = _read_prefix(dst, layout)
         plain_sha256, parts = _run(
             src, dst, layout, key, prefix, part_size, on_part, workers
         )
         os.ftruncate(dst, layout.total)
+    except OSError as err:
+        raise local_write_error(destination, err) from None
     finally:
         os.close(src)
         os.close(dst)

@@ -6,6 +6,7 @@ never appear in it.
     GhgaError                      base; .hint says what the user can do
     ├── ConfigError                bad settings or arguments, found before any I/O
     ├── InputFileError             an input file that cannot be used as given
+    ├── LocalFileError             a local write failed (disk full, permissions)
     ├── CryptError
     │   ├── KeyLoadError           missing/unreadable/malformed key, wrong passphrase
     │   └── DecryptionError        no header packet for this key; MAC failure
@@ -27,6 +28,7 @@ __all__ = [
     "InputFileError",
     "IntegrityError",
     "KeyLoadError",
+    "LocalFileError",
     "NotFoundError",
     "PartFailedError",
     "TransferError",
@@ -53,6 +55,19 @@ class ConfigError(GhgaError):
 
 class InputFileError(GhgaError):
     """An input file cannot be used: missing, a directory, empty, already encrypted."""
+
+
+class LocalFileError(GhgaError):
+    """A local file could not be written (disk full, permissions, I/O error)."""
+
+
+def local_write_error(path: object, err: OSError) -> LocalFileError:
+    """Describe a failed local write with the cause and what to do."""
+    reason = err.strerror or str(err)
+    return LocalFileError(
+        f"writing {path} failed: {reason}",
+        "Free space there or choose another output or temp directory",
+    )
 
 
 class CryptError(GhgaError):

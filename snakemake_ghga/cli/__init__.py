@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GhgaError as err:
         print(f"error: {redact_text(str(err))}", file=sys.stderr)
         return 1
+    except OSError as err:  # a local failure no lower layer anticipated
+        print(f"error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

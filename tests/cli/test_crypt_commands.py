@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_key_pair, tool
 
 
@@ -186,3 +188,54 @@ def test_unreadable_private_key_explains_owner_mode_and_fix(user_keys) -> None: 
         )
     finally:
         shutil.rmtree(shared)
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 256 KiB tmpfs (needs root, as in CI)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_full_is_one_line_and_leaves_nothing(
+    tmp_path, user_keys, hub_keys, tiny_filesystem
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "big.bin").write_bytes(os.urandom(1_000_000))
+    keys = ["--my-private-key", str(user_keys.secret_path)]
+    done = ghga(
+        "encrypt",
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        *keys,
+        "--output-dir",
+        str(tiny_filesystem),
+        str(tmp_path / "big.bin"),
+    )
+    assert_one_line_error(done, "No space left on device")
+    assert list(tiny_filesystem.iterdir()) == []
+    ghga(
+        "encrypt",
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        *keys,
+        str(tmp_path / "big.bin"),
+    )
+    done = ghga(
+        "decrypt",
+        "--my-private-key",
+        str(hub_keys.secret_path),
+        "--output-dir",
+        str(tiny_filesystem),
+        str(tmp_path / "big.bin.c4gh"),
+    )
+    assert_one_line_error(done, "No space left on device")
+    assert list(tiny_filesystem.iterdir()) == []
