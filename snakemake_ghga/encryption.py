@@ -35,12 +35,13 @@ from .c4gh import (
     HEADER_SIZE,
     SEGMENT_SIZE,
     SegmentCipher,
+    SegmentDecryptor,
     check_plaintext_input,
     encrypted_size,
     make_header,
     pwrite_all,
 )
-from .errors import InputFileError, local_write_error
+from .errors import DecryptionError, InputFileError, local_write_error
 
 __all__ = [
     "EncryptedPart",
@@ -359,6 +360,8 @@ def encrypt_file(
         if first_part == 1:
             pwrite_all(dst, header, 0)
         prefix = _read_prefix(dst, layout)
+        if first_part > 1:
+            _check_straddling_segment(dst, layout, key)
         plain_sha256, parts = _run(
             src, dst, layout, key, prefix, part_size, on_part, workers
         )
@@ -380,6 +383,24 @@ def _read_prefix(dst: int, layout: _Layout) -> bytes:
     if len(prefix) != end - layout.hash_start:
         raise InputFileError("the encrypted temp file is shorter than its journal says")
     return prefix
+
+
+def _check_straddling_segment(dst: int, layout: _Layout, key: bytes) -> None:
+    """Before resuming, prove the kept segment across the part boundary is intact."""
+    if layout.first_segment == 0:
+        return
+    number = layout.first_segment - 1
+    start = HEADER_SIZE + number * CIPHER_SEGMENT_SIZE
+    segment = os.pread(dst, CIPHER_SEGMENT_SIZE, start)
+    try:
+        SegmentDecryptor([key]).decrypt_into(
+            memoryview(segment), memoryview(bytearray(SEGMENT_SIZE)), number
+        )
+    except DecryptionError:
+        raise InputFileError(
+            "the encrypted temp file is damaged before the resume point",
+            "Start the upload of this file from the beginning",
+        ) from None
 
 
 def _run(

@@ -146,6 +146,23 @@ def test_resume_at_later_part_keeps_earlier_parts(
     assert (tmp_path / "back.bin").read_bytes() == plain
 
 
+def test_resume_refuses_damaged_boundary_segment(tmp_path, user_keys, hub_keys) -> None:  # type: ignore[no-untyped-def]
+    write_random(tmp_path / "in.bin", 2 * 2**20)
+    out, part_size, key = tmp_path / "out.c4gh", 65_564 * 4, os.urandom(32)
+    kwargs = dict(
+        writer_secret_key=user_keys.secret,
+        recipient_public_key=hub_keys.public,
+        part_size=part_size,
+        session_key=key,
+    )
+    crypt.encrypt_file(tmp_path / "in.bin", out, **kwargs)  # type: ignore[arg-type]
+    with open(out, "r+b") as handle:  # the tail of segment 11 belongs to part 4
+        handle.seek(3 * part_size + 10)
+        handle.write(b"\0" * 20)
+    with pytest.raises(InputFileError, match="damaged before the resume point"):
+        crypt.encrypt_file(tmp_path / "in.bin", out, first_part=4, **kwargs)  # type: ignore[arg-type]
+
+
 def test_is_crypt4gh_by_magic_and_suffix(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(b"crypt4gh\x01\x00\x00\x00rest")
     (tmp_path / "b.C4GH").write_bytes(b"plain")
