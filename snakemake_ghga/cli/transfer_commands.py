@@ -1,0 +1,341 @@
+"""`ghga-transfer upload / download / ls / rm`: one line per file, a summary.
+
+Layer 5: parses arguments, builds a ``GhgaClient``, prints results. Exit 0
+only if every file succeeded (skipped files count as success), 1 otherwise;
+configuration errors raise ``ConfigError`` (exit 2 in ``cli.main``).
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from snakemake_ghga import keys
+from snakemake_ghga.api import DEFAULT_WKVS_URL
+from snakemake_ghga.client import GhgaClient
+from snakemake_ghga.config import MiB, TransferConfig
+from snakemake_ghga.context import DownloadResult, UploadResult
+from snakemake_ghga.errors import ConfigError
+from snakemake_ghga.progress import (
+    BarProgress,
+    LineProgress,
+    NullProgress,
+    ProgressListener,
+)
+from snakemake_ghga.token import read_token_text
+
+from .crypt_commands import add_key_options
+
+__all__ = ["parse_tsv", "register"]
+
+SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_HEADER_WORDS = frozenset({"path", "file", "file_path", "filepath", "filename"})
+
+
+def _add_shared(parser: argparse.ArgumentParser) -> None:
+    add_key_options(parser)
+    parser.add_argument(
+        "--wkvs-url",
+        default=os.environ.get("GHGA_WKVS_URL", DEFAULT_WKVS_URL),
+        help="GHGA well-known values service (env GHGA_WKVS_URL; default "
+        f"{DEFAULT_WKVS_URL})",
+    )
+    parser.add_argument(
+        "--ghga-public-key",
+        type=Path,
+        default=_env_path("GHGA_PUBLIC_KEY"),
+        help="pin the Data Hub public key (env GHGA_PUBLIC_KEY); uploads are "
+        "refused if the well-known key differs",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the work package token (else env "
+        "GHGA_WORK_PACKAGE_TOKEN, else a prompt)",
+    )
+    parser.add_argument(
+        "--part-size",
+        type=int,
+        default=64,
+        metavar="MIB",
+        help="part size in MiB (5..5120, default 64)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=4,
+        help="parallel part transfers for all files (default 4)",
+    )
+    parser.add_argument(
+        "--max-files",
+        type=int,
+        default=4,
+        help="files transferred at the same time (default 4)",
+    )
+    parser.add_argument(
+        "--tmp-dir",
+        type=Path,
+        help="where encrypted upload temp files go (default: "
+        "system temp dir; tmpfs such as /dev/shm is fastest)",
+    )
+    parser.add_argument(
+        "--quiet",
+        dest="sub_quiet",
+        action="store_true",
+        help="print only errors and the summary",
+    )
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the upload, download, ls and rm commands."""
+    up = subparsers.add_parser("upload", help="encrypt and upload files to your box")
+    up.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    up.add_argument("--alias", help="alias of the single FILE (default: its name)")
+    up.add_argument("--tsv", type=Path, help="PATH<TAB>ALIAS lines instead of FILEs")
+    up.add_argument(
+        "--overwrite", action="store_true", help="replace aliases already in the box"
+    )
+    up.add_argument("--dry-run", action="store_true", help="print the plan only")
+    _add_shared(up)
+    up.set_defaults(handler=run_upload)
+    down = subparsers.add_parser("download", help="download and decrypt files")
+    down.add_argument(
+        "accessions",
+        nargs="*",
+        metavar="ACCESSION",
+        help="default: every file of the work package",
+    )
+    down.add_argument("--output-dir", type=Path, required=True)
+    down.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace complete outputs already there",
+    )
+    down.add_argument(
+        "--keep-encrypted",
+        action="store_true",
+        help="write ACCESSION.ext.c4gh instead of plaintext",
+    )
+    _add_shared(down)
+    down.set_defaults(handler=run_download)
+    ls = subparsers.add_parser("ls", help="list the uploads in your box")
+    _add_shared(ls)
+    ls.set_defaults(handler=run_ls)
+    rm = subparsers.add_parser("rm", help="delete an upload from your box")
+    rm.add_argument("alias")
+    _add_shared(rm)
+    rm.set_defaults(handler=run_rm)
+
+
+# -- building the client ----------------------------------------------------
+
+
+def _prompt(message: str) -> str:
+    try:
+        return input(message)
+    except EOFError:
+        raise ConfigError(
+            "no work package token on standard input",
+            "Set GHGA_WORK_PACKAGE_TOKEN or pass --token-file",
+        ) from None
+
+
+def _progress(args: argparse.Namespace) -> ProgressListener:
+    if args.quiet or args.sub_quiet:
+        return NullProgress()
+    if sys.stderr.isatty():
+        return BarProgress(sys.stderr)
+    return LineProgress(sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> TransferConfig:
+    return TransferConfig(
+        part_size_bytes=args.part_size * MiB,
+        max_workers=args.max_workers,
+        max_files_in_flight=args.max_files,
+        tmp_dir=args.tmp_dir,
+    )
+
+
+def build_client(args: argparse.Namespace) -> GhgaClient:
+    """Load keys, read the token and return a client for this run."""
+    config = _config(args)
+    secret = keys.load_private_key(args.my_private_key)
+    public = keys.load_public_key(args.my_public_key)
+    keys.check_key_pair(secret, public, args.my_public_key)
+    pinned = (
+        keys.load_public_key(args.ghga_public_key) if args.ghga_public_key else None
+    )
+    token = read_token_text(args.token_file, _prompt)
+    return GhgaClient(
+        wkvs_url=args.wkvs_url,
+        token=token,
+        my_secret_key=secret,
+        my_public_key=public,
+        ghga_public_key=pinned,
+        config=config,
+        progress=_progress(args),
+    )
+
+
+# -- upload -------------------------------------------------------------------
+
+
+def parse_tsv(path: Path) -> list[tuple[Path, str]]:
+    """Read ``path<TAB>alias`` lines; a header line and blank lines are skipped.
+
+    Raises:
+        ConfigError: unreadable file or a line without a tab-separated alias.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+    items: list[tuple[Path, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        cols = [col.strip() for col in line.split("\t")]
+        if len(cols) < 2 or not cols[0] or not cols[1]:
+            raise ConfigError(
+                f"{path} line {number}: expected PATH<TAB>ALIAS",
+                "Separate the path and the alias with one tab",
+            )
+        if not items and (
+            cols[0].lower() in _HEADER_WORDS or cols[1].lower() == "alias"
+        ):
+            continue
+        items.append((Path(cols[0]), cols[1]))
+    return items
+
+
+def _upload_items(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    if args.tsv and args.files:
+        raise ConfigError("give either FILEs or --tsv, not both")
+    if args.alias and len(args.files) != 1:
+        raise ConfigError("--alias needs exactly one FILE", "Use --tsv for many")
+    items = (
+        parse_tsv(args.tsv)
+        if args.tsv
+        else [(path, args.alias or path.name) for path in args.files]
+    )
+    if not items:
+        raise ConfigError("nothing to upload", "Pass FILEs or --tsv FILE")
+    missing = [str(path) for path, _ in items if not path.is_file()]
+    if missing:
+        raise ConfigError(
+            f"input file(s) not found: {', '.join(missing)}",
+            "Nothing was sent; fix the paths and retry",
+        )
+    for index, label in ((0, "path"), (1, "alias")):
+        values = [
+            str(item[index].resolve()) if index == 0 else item[1] for item in items
+        ]
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise ConfigError(
+                f"duplicate {label}(s): {', '.join(dupes)}",
+                "Nothing was sent; each may appear only once",
+            )
+    return items
+
+
+def _upload_line(result: UploadResult) -> str:
+    if result.status == "uploaded":
+        return (
+            f"uploaded {result.path} as {result.alias} (file id {result.file_id}, "
+            f"{result.plain_size} bytes, SHA-256 {result.plain_sha256})"
+        )
+    return f"{result.status} {result.alias}: {result.error}"
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    """Handle `ghga-transfer upload`."""
+    items = _upload_items(args)
+    with build_client(args) as client:
+        if args.dry_run:
+            return _dry_run(client, items, args.overwrite)
+        results = client.upload(items, overwrite=args.overwrite)
+    return _summarise([(r.status, _upload_line(r)) for r in results], "uploaded")
+
+
+def _dry_run(client: GhgaClient, items: list[tuple[Path, str]], overwrite: bool) -> int:
+    in_box = {u.alias: u for u in client.list_uploads() if u.state != "cancelled"}
+    for path, alias in items:
+        known = in_box.get(alias)
+        if known is not None and not overwrite:
+            print(f"would skip {alias}: already in the box (state {known.state})")
+        else:
+            verb = "replace" if known is not None else "upload"
+            print(f"would {verb} {alias} from {path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+def _summarise(lines: list[tuple[str, str]], done_word: str) -> int:
+    counts: dict[str, int] = {}
+    for status, line in lines:
+        counts[status] = counts.get(status, 0) + 1
+        print(line, file=sys.stderr if status == "failed" else sys.stdout)
+    summary = ", ".join(
+        f"{counts.get(word, 0)} {word}" for word in (done_word, "skipped", "failed")
+    )
+    print(f"summary: {summary}")
+    return 1 if counts.get("failed") else 0
+
+
+# -- download, ls, rm -----------------------------------------------------------
+
+
+def _download_line(result: DownloadResult) -> str:
+    if result.status == "downloaded":
+        return (
+            f"{result.accession} has been successfully downloaded to "
+            f"{result.path} ({result.plain_size} bytes, SHA-256 verified)"
+        )
+    return f"{result.status} {result.accession}: {result.error}"
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Handle `ghga-transfer download`."""
+    with build_client(args) as client:
+        results = client.download(
+            args.accessions or None,
+            args.output_dir,
+            overwrite=args.overwrite,
+            keep_encrypted=args.keep_encrypted,
+        )
+    return _summarise([(r.status, _download_line(r)) for r in results], "downloaded")
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    """Handle `ghga-transfer ls`: alias, size, state, file id."""
+    with build_client(args) as client:
+        uploads = client.list_uploads()
+    rows = [("ALIAS", "SIZE", "STATE", "FILE ID")] + [
+        (u.alias, str(u.decrypted_size), u.state, u.file_id)
+        for u in sorted(uploads, key=lambda u: u.alias)
+        if u.state != "cancelled"
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(
+            "  ".join(
+                cell.ljust(width) for cell, width in zip(row, widths, strict=False)
+            )
+            + "  "
+            + row[3]
+        )
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    """Handle `ghga-transfer rm ALIAS`."""
+    with build_client(args) as client:
+        client.remove(args.alias)
+    print(f"removed {args.alias}")
+    return 0
