@@ -155,7 +155,7 @@ def _required_path(path: Path | None, name: str) -> Path:
     if path is None:
         raise WorkflowError(
             f"{option_name(name)} is not set: point it to your Crypt4GH key file "
-            "(create a pair with `ghga-transfer keygen`)"
+            "(create a pair with `crypt4gh-keygen`)"
         )
     return Path(path)
 

@@ -99,8 +99,9 @@ class StorageProviderSettings(StorageProviderSettingsBase):
     part_size: int | None = field(
         default=None,
         metadata={
-            "help": "Part size in MiB for parallel transfers (5 to 5120; default: "
-            "the engine's 64). Memory use is about part size x (max workers + 2).",
+            "help": "Part size in MiB: the unit of each request, retry and resume "
+            "(5 to 5120; default: the engine's 64). Parts are streamed, so memory "
+            "does not grow with it.",
             "type": int,
         },
     )
@@ -108,7 +109,8 @@ class StorageProviderSettings(StorageProviderSettingsBase):
         default=None,
         metadata={
             "help": "Parts transferred in parallel, shared by all files of this "
-            "provider (1 to 64; default: the engine's 4).",
+            "provider and direction (1 to 64; default: the engine's 4). Memory is "
+            "about 2 MiB per worker.",
             "type": int,
         },
     )
