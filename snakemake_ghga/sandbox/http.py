@@ -1,0 +1,384 @@
+"""The sandbox's HTTP plumbing: requests, responses, routing, and the threaded server.
+
+Imports only the stdlib and the sandbox's `problems`, `faults` and `requestlog`.
+Services register routes here; this module knows nothing of GHGA.
+
+Implementation notes:
+- `ThreadingHTTPServer` with HTTP/1.1 keep-alive and daemon threads; every
+  answer carries a Content-Length so connections can be reused.
+- File bodies go out with `socket.sendfile` (zero copy); request bodies are
+  read by handlers through `BodyReader`, never buffered whole by the server.
+- A fault decided for a request is applied here: a 503 instead of the
+  handler's answer, or the connection cut halfway through the body.
+"""
+
+import contextlib
+import json
+import logging
+import re
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .faults import Fault, FaultInjector
+from .problems import HttpProblem, S3Problem, json_problem_body, s3_error_body
+from .requestlog import RequestLog
+
+__all__ = [
+    "BodyReader",
+    "FileSlice",
+    "Request",
+    "Response",
+    "RouteKind",
+    "Router",
+    "SandboxHttpServer",
+    "json_response",
+]
+
+logger = logging.getLogger(__name__)
+
+RouteKind = Literal["health", "api", "object"]
+_ServerRequest = socket.socket | tuple[bytes, socket.socket]
+_Address = tuple[str, int]
+_MAX_JSON_BYTES = 1 << 20
+_DRAIN_LIMIT_BYTES = 1 << 20
+_IDLE_TIMEOUT_S = 300
+
+
+class ConnectionCut(Exception):
+    """Raised inside a handler when an injected fault cuts the request body."""
+
+
+class BodyReader:
+    """Reads exactly Content-Length request bytes, optionally cut by a fault."""
+
+    def __init__(self, stream: "_Readable", length: int) -> None:
+        self.length = length
+        self.consumed = 0
+        self._stream = stream
+        self._cut_at: int | None = None
+
+    def cut_halfway(self) -> None:
+        """Make the body end, for the handler, halfway (an injected fault)."""
+        self._cut_at = self.length // 2
+
+    @property
+    def remaining(self) -> int:
+        """Bytes of the body not read yet."""
+        return self.length - self.consumed
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Read up to len(buffer) body bytes; 0 at the end of the body.
+
+        Raises:
+            ConnectionCut: an injected fault cut the body here.
+            ConnectionError: the client closed the connection early.
+        """
+        limit = min(len(buffer), self.remaining)
+        if self._cut_at is not None:
+            if self.consumed >= self._cut_at:
+                raise ConnectionCut
+            limit = min(limit, self._cut_at - self.consumed)
+        if limit == 0:
+            return 0
+        got = self._stream.readinto(buffer[:limit])
+        if not got:
+            raise ConnectionError("client closed the connection mid-body")
+        self.consumed += got
+        return got
+
+    def read_all(self, max_bytes: int) -> bytes:
+        """Read the whole (small) body; HttpProblem 413 if it exceeds max_bytes."""
+        if self.remaining > max_bytes:
+            raise HttpProblem(413, "payloadTooLarge", "request body too large")
+        data = bytearray(self.remaining)
+        view = memoryview(data)
+        while self.remaining:
+            self.readinto(view[self.consumed :])
+        return bytes(data)
+
+
+class _Readable(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+@dataclass(slots=True)
+class Request:
+    """One parsed request as handed to a route handler."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Message
+    body: BodyReader
+    params: dict[str, str] = field(default_factory=dict)
+    base_url: str = ""
+
+    def json(self) -> object:
+        """Parse the body as JSON; HttpProblem 422 if it is not."""
+        raw = self.body.read_all(_MAX_JSON_BYTES)
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise HttpProblem(422, "validationError", "body is not JSON") from None
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """A byte range of a file, sent with sendfile."""
+
+    path: Path
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A handler's answer: status, headers and either bytes or a file slice."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    file_slice: FileSlice | None = None
+
+    @property
+    def body_length(self) -> int:
+        """Bytes the body will have on the wire."""
+        return self.file_slice.length if self.file_slice else len(self.body)
+
+
+def json_response(
+    status: int, payload: object, headers: tuple[tuple[str, str], ...] = ()
+) -> Response:
+    """Answer with a JSON body."""
+    body = json.dumps(payload).encode()
+    return Response(status, body, (("Content-Type", "application/json"), *headers))
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    kind: RouteKind
+
+
+class Router:
+    """Maps method + path to handlers; the path patterns use named groups."""
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+
+    def add(self, method: str, pattern: str, handler: Handler, kind: RouteKind) -> None:
+        """Register a handler for `method` and a full-match regex `pattern`."""
+        self._routes.append(_Route(method, re.compile(pattern), handler, kind))
+
+    def match(self, method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
+        """Find the route; (None, {}) if none, raising 405 for a wrong method."""
+        allowed = False
+        for route in self._routes:
+            found = route.pattern.fullmatch(path)
+            if found:
+                if route.method == method:
+                    return route, found.groupdict()
+                allowed = True
+        if allowed:
+            raise HttpProblem(405, "methodNotAllowed", f"{method} not allowed here")
+        return None, {}
+
+
+def _problem_response(err: HttpProblem | S3Problem, path: str) -> Response:
+    if isinstance(err, S3Problem):
+        xml = (("Content-Type", "application/xml"),)
+        return Response(err.status, s3_error_body(err, path), xml)
+    headers = (("Content-Type", "application/json"),)
+    return Response(err.status, json_problem_body(err), headers)
+
+
+def _fault_response(kind: RouteKind, path: str) -> Response:
+    if kind == "object":
+        problem = S3Problem(503, "SlowDown", "Please reduce your request rate.")
+        return _problem_response(problem, path)
+    return _problem_response(
+        HttpProblem(503, "serviceUnavailable", "injected fault"), path
+    )
+
+
+class SandboxHttpServer(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server that routes to the sandbox services."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self, port: int, router: Router, faults: FaultInjector, log: RequestLog
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.router = router
+        self.faults = faults
+        self.log = log
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:PORT` of the bound socket."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def process_request(
+        self, request: "_ServerRequest", client_address: "_Address"
+    ) -> None:
+        """Remember the connection so that `close_connections` can reach it."""
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: "_ServerRequest") -> None:
+        """Forget the connection, then close it."""
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every open keep-alive connection (used by stop)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = _IDLE_TIMEOUT_S
+    server: SandboxHttpServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silence http.server's stderr log; requests.jsonl has every request."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+    def _dispatch(self) -> None:
+        request = self._make_request()
+        if request is None:
+            return
+        try:
+            route, request.params = self.server.router.match(
+                request.method, request.path
+            )
+        except HttpProblem as err:
+            self._finish(request, _problem_response(err, request.path), None)
+            return
+        if route is None:
+            problem = HttpProblem(404, "notFound", f"no route for {request.path}")
+            self._finish(request, _problem_response(problem, request.path), None)
+            return
+        fault = self.server.faults.roll(route.kind)
+        if fault == Fault.UNAVAILABLE:
+            self._finish(request, _fault_response(route.kind, request.path), fault)
+            return
+        if fault == Fault.CUT and request.method == "PUT":
+            request.body.cut_halfway()
+        response = self._run(route.handler, request)
+        if response is None:  # the body was cut: drop the connection unanswered
+            self.server.log.append(
+                request.method, request.path, 0, request.body.consumed, "cut"
+            )
+            self.close_connection = True
+            return
+        self._finish(request, response, fault)
+
+    def _make_request(self) -> Request | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.send_error(411, "chunked request bodies are not supported")
+            self.close_connection = True
+            return None
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        return Request(
+            self.command,
+            unquote(split.path),
+            dict(parse_qsl(split.query)),
+            self.headers,
+            BodyReader(self.rfile, length),
+            base_url=self.server.base_url,
+        )
+
+    def _run(self, handler: Handler, request: Request) -> Response | None:
+        try:
+            return handler(request)
+        except (HttpProblem, S3Problem) as err:
+            return _problem_response(err, request.path)
+        except ConnectionCut:
+            return None
+        except Exception:
+            logger.exception(
+                "sandbox handler failed for %s %s", request.method, request.path
+            )
+            problem = HttpProblem(500, "internalError", "sandbox handler failed")
+            return _problem_response(problem, request.path)
+
+    def _finish(
+        self, request: Request, response: Response, fault: Fault | None
+    ) -> None:
+        self._settle_body(request)
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(response.body_length))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        sent = 0
+        if request.method != "HEAD":
+            sent = self._send_body(response, cut=fault == Fault.CUT)
+        size = request.body.consumed if request.method == "PUT" else sent
+        fault_name = fault.value if fault else None
+        self.server.log.append(
+            request.method, request.path, response.status, size, fault_name
+        )
+
+    def _settle_body(self, request: Request) -> None:
+        """Drain a small unread body to keep the connection; else close it."""
+        if request.body.remaining > _DRAIN_LIMIT_BYTES:
+            self.close_connection = True
+            return
+        try:
+            request.body.read_all(_DRAIN_LIMIT_BYTES)
+        except (ConnectionError, ConnectionCut, HttpProblem):
+            self.close_connection = True
+
+    def _send_body(self, response: Response, cut: bool) -> int:
+        length = response.body_length
+        limit = length // 2 if cut else length
+        if response.file_slice is None:
+            self.wfile.write(response.body[:limit])
+            sent = limit
+        else:
+            sent = self._send_file(response.file_slice, limit)
+        if cut:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        return sent
+
+    def _send_file(self, file_slice: FileSlice, limit: int) -> int:
+        if limit == 0:  # socket.sendfile treats count=0 as "to the end"
+            return 0
+        with open(file_slice.path, "rb") as handle:
+            return int(self.connection.sendfile(handle, file_slice.offset, limit))

@@ -1,0 +1,1 @@
+"""Helpers shared by test suites (the official ghga-connector runner, ...)."""
