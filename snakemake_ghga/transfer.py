@@ -174,7 +174,9 @@ class TransferEngine:
     # -- retry loop ---------------------------------------------------------
 
     def _backoff_s(self, attempt: int) -> float:
-        cap = min(self.config.backoff_max_s, self.config.backoff_base_s * (1 << attempt))
+        cap = min(
+            self.config.backoff_max_s, self.config.backoff_base_s * (1 << attempt)
+        )
         return cap * self._jitter()
 
     def _run_attempts(
@@ -328,6 +330,8 @@ class TransferEngine:
 def _check_range_response(response: Any, start: int, end: int, what: str) -> None:
     if response.status != 206:
         response.drain_conn()
+        if response.status == 200:
+            raise _Fatal(f"{what}: HTTP 200 instead of 206, the Range was ignored")
         raise _classify(response.status, response, what)
     length = response.headers.get("Content-Length")
     if length is not None and int(length) != end - start + 1:

@@ -1,0 +1,301 @@
+"""TransferEngine retry rules with a scripted fake connection pool (no sockets)."""
+
+import hashlib
+import io
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from snakemake_ghga.config import TransferConfig
+from snakemake_ghga.errors import PartFailedError
+from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
+from snakemake_ghga.transfer import Cancelled, TransferEngine, UploadPart
+
+
+class FakeResponse:
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        cut_after: int | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers or {}
+        self._body = io.BytesIO(body)
+        self._cut_after = cut_after
+
+    def readinto(self, view: memoryview) -> int:
+        if self._cut_after is not None and self._body.tell() >= self._cut_after:
+            raise ProtocolError("Connection reset by peer")
+        limit = len(view)
+        if self._cut_after is not None:
+            limit = min(limit, self._cut_after - self._body.tell())
+        data = self._body.read(limit)
+        view[: len(data)] = data
+        return len(data)
+
+    def release_conn(self) -> None:
+        pass
+
+    def drain_conn(self) -> None:
+        pass
+
+
+Script = Callable[[str, str, dict[str, str], bytes], FakeResponse]
+
+
+class FakePool:
+    """Answers each request with the next scripted step; records the requests."""
+
+    def __init__(self, steps: list[Script | FakeResponse | Exception]) -> None:
+        self.steps = steps
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    def urlopen(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **_: Any,
+    ) -> FakeResponse:
+        data = b""
+        if body is not None:
+            while chunk := body.read(1 << 16):
+                data += chunk
+        self.requests.append((method, url, dict(headers or {}), data))
+        step = self.steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, FakeResponse):
+            return step
+        return step(method, url, dict(headers or {}), data)
+
+    def clear(self) -> None:
+        pass
+
+
+class Urls:
+    def __init__(self) -> None:
+        self.issued = 0
+        self.invalidated: list[str] = []
+
+    def url_for(self, part: Part) -> str:
+        self.issued += 1
+        return f"http://s3.test/obj?X-Amz-Signature=secret{self.issued}"
+
+    def invalidate(self, url: str) -> None:
+        self.invalidated.append(url)
+
+
+class Sink:
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
+        self.writes: list[tuple[int, int]] = []
+
+    def write(self, cipher_offset: int, data: memoryview) -> None:
+        self.data[cipher_offset : cipher_offset + len(data)] = data
+        self.writes.append((cipher_offset, len(data)))
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def _engine(pool: FakePool, sleeps: list[float], attempts: int = 4) -> TransferEngine:
+    engine = TransferEngine(
+        TransferConfig(max_attempts=attempts, max_workers=1),
+        sleep=sleeps.append,
+        jitter=lambda: 1.0,
+    )
+    engine.pool = pool  # type: ignore[assignment]
+    return engine
+
+
+@pytest.fixture
+def temp_file(tmp_path: Path) -> tuple[int, bytes]:
+    data = os.urandom(300_000)
+    path = tmp_path / "part.c4gh"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    yield fd, data
+    os.close(fd)
+
+
+def _upload_part(data: bytes, offset: int = 1000, size: int = 200_000) -> UploadPart:
+    md5 = hashlib.md5(data[offset : offset + size]).hexdigest()
+    return UploadPart(2, offset, size, md5)
+
+
+def test_put_part_streams_exact_range_and_checks_etag(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    part = _upload_part(data)
+    pool = FakePool([FakeResponse(200, headers={"ETag": f'"{part.md5}"'})])
+    progress: list[int] = []
+    _engine(pool, sleeps).put_part(
+        "upload of x", fd, part, Urls(), threading.Event(), progress.append
+    )
+    method, _, headers, body = pool.requests[0]
+    assert (method, headers["Content-Length"]) == ("PUT", "200000")
+    assert body == data[1000:201_000]
+    assert sum(progress) == 200_000
+
+
+def test_put_part_etag_mismatch_resends(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    part = _upload_part(data)
+    pool = FakePool(
+        [
+            FakeResponse(200, headers={"ETag": '"0000"'}),
+            FakeResponse(200, headers={"ETag": part.md5}),
+        ]
+    )
+    progress: list[int] = []
+    _engine(pool, sleeps).put_part(
+        "upload", fd, part, Urls(), threading.Event(), progress.append
+    )
+    assert len(pool.requests) == 2
+    assert sum(progress) == 200_000  # the failed attempt is taken back
+    assert len(sleeps) == 1
+
+
+def test_put_part_403_refreshes_url_and_503_honours_retry_after(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    part = _upload_part(data)
+    urls = Urls()
+    pool = FakePool(
+        [
+            FakeResponse(403),
+            FakeResponse(503, headers={"Retry-After": "3"}),
+            ProtocolError("reset"),
+            FakeResponse(200),
+        ]
+    )
+    _engine(pool, sleeps).put_part(
+        "upload", fd, part, urls, threading.Event(), lambda _: None
+    )
+    assert urls.invalidated == ["http://s3.test/obj?X-Amz-Signature=secret1"]
+    assert urls.issued == 4
+    assert sleeps[1] == 3.0
+    assert sleeps[0] == pytest.approx(1.0) and sleeps[2] == pytest.approx(4.0)
+
+
+def test_put_part_exhausted_names_part_range_attempts_cause(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    pool = FakePool([FakeResponse(500)] * 3)
+    with pytest.raises(PartFailedError) as info:
+        _engine(pool, sleeps, attempts=3).put_part(
+            "upload of a.bam",
+            fd,
+            _upload_part(data),
+            Urls(),
+            threading.Event(),
+            lambda _: None,
+        )
+    message = str(info.value)
+    assert (
+        "upload of a.bam: part 2 (bytes 1000-200999) failed after 3 attempt(s)"
+        in message
+    )
+    assert "HTTP 500" in message
+    assert "secret" not in message  # the presigned query is redacted
+
+
+def test_put_part_fatal_status_is_not_retried(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    pool = FakePool([FakeResponse(404)])
+    with pytest.raises(PartFailedError, match="after 1 attempt"):
+        _engine(pool, sleeps).put_part(
+            "u", fd, _upload_part(data), Urls(), threading.Event(), lambda _: None
+        )
+
+
+def test_cancelled_part_never_starts(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    cancel = threading.Event()
+    cancel.set()
+    pool = FakePool([])
+    with pytest.raises(Cancelled):
+        _engine(pool, sleeps).put_part(
+            "u", fd, _upload_part(data), Urls(), cancel, lambda _: None
+        )
+    assert pool.requests == []
+
+
+def _ranged(body: bytes, cut_after: int | None = None) -> Script:
+    def answer(
+        method: str, url: str, headers: dict[str, str], data: bytes
+    ) -> FakeResponse:
+        start, end = (
+            int(x) for x in headers["Range"].removeprefix("bytes=").split("-")
+        )
+        chunk = body[start : end + 1]
+        return FakeResponse(206, chunk, {"Content-Length": str(len(chunk))}, cut_after)
+
+    return answer
+
+
+def test_get_part_reset_mid_body_resumes_at_next_segment(sleeps: list[float]) -> None:
+    body = os.urandom(5 * CIPHER_SEGMENT_SIZE + 100)
+    part = Part(1, 0, len(body))
+    pool = FakePool(
+        [_ranged(body, cut_after=2 * CIPHER_SEGMENT_SIZE + 10), _ranged(body)]
+    )
+    sink = Sink(len(body))
+    _engine(pool, sleeps).get_part(
+        "download", part, Urls(), sink, threading.Event(), lambda _: None
+    )
+    assert bytes(sink.data) == body
+    assert (
+        pool.requests[1][2]["Range"]
+        == f"bytes={2 * CIPHER_SEGMENT_SIZE}-{len(body) - 1}"
+    )
+    assert all(offset % CIPHER_SEGMENT_SIZE == 0 for offset, _ in sink.writes)
+
+
+def test_get_part_wrong_status_or_length_is_retried(sleeps: list[float]) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE * 2)
+    part = Part(1, 0, len(body))
+    pool = FakePool(
+        [
+            FakeResponse(206, body[:10], {"Content-Length": "10"}),
+            ReadTimeoutError(None, "http://s3.test", "read timed out"),  # type: ignore[arg-type]
+            _ranged(body),
+        ]
+    )
+    sink = Sink(len(body))
+    _engine(pool, sleeps).get_part(
+        "d", part, Urls(), sink, threading.Event(), lambda _: None
+    )
+    assert bytes(sink.data) == body
+    assert len(pool.requests) == 3
+
+
+def test_get_part_full_body_200_is_fatal(sleeps: list[float]) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE)
+    pool = FakePool([FakeResponse(200, body)])
+    sink = Sink(len(body))
+    with pytest.raises(PartFailedError, match="Range was ignored"):
+        _engine(pool, sleeps).get_part(
+            "d", Part(1, 0, len(body)), Urls(), sink, threading.Event(), lambda _: None
+        )
+    assert sink.writes == []
