@@ -232,10 +232,8 @@ def _upload_items(args: argparse.Namespace) -> list[tuple[Path, str]]:
             f"input file(s) not found: {', '.join(missing)}",
             "Nothing was sent; fix the paths and retry",
         )
-    for index, label in ((0, "path"), (1, "alias")):
-        values = [
-            str(item[index].resolve()) if index == 0 else item[1] for item in items
-        ]
+    paths = [str(path.resolve()) for path, _ in items]
+    for label, values in (("path", paths), ("alias", [alias for _, alias in items])):
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
             raise ConfigError(
