@@ -188,7 +188,7 @@ class RemoteCatalog:
         client = self.client("download")
         with workflow_errors():
             outcome = client.download_file(accession, destination)
-        _raise_unless_done(outcome, f"download of {accession}")
+        _raise_unless_done(outcome, f"download of {accession}", "run again")
 
     def uploads(self) -> dict[str, UploadEntry]:
         """Return the completed uploads of the box, alias -> entry (cached)."""
@@ -209,7 +209,12 @@ class RemoteCatalog:
         client = self.client("upload")
         with workflow_errors():
             result = client.upload_file(path, alias)
-        _raise_unless_done(result, f"upload of {path} as {alias!r}")
+        _raise_unless_done(
+            result,
+            f"upload of {path} as {alias!r}",
+            f"delete that upload (`ghga-transfer rm {alias}` with the same upload "
+            "token) or choose another alias, then run again",
+        )
         entry = UploadEntry(result.plain_size, result.plain_sha256)
         with self._lock:
             self.uploads()[alias] = entry
@@ -223,13 +228,12 @@ class RemoteCatalog:
             self.uploads().pop(alias, None)
 
 
-def _raise_unless_done(outcome: TransferOutcome, what: str) -> None:
+def _raise_unless_done(outcome: TransferOutcome, what: str, remedy: str) -> None:
     """Raise unless the client reports the file as transferred."""
     if outcome.status in _DONE_STATUSES:
         return
-    raise WorkflowError(
-        f"{what} was {outcome.status}: {outcome.error or 'no reason given'}"
-    )
+    reason = outcome.error or "no reason given"
+    raise WorkflowError(f"{what} was {outcome.status}: {reason}; {remedy}")
 
 
 def _missing_token_message(direction: str) -> str:

@@ -17,10 +17,12 @@ Design decisions (documented for users in docs/further.md):
   raises a `WorkflowError` saying why.
 - Direction. Accessions are read-only (store raises), uploads write-only
   (retrieve raises: a box cannot be downloaded from).
-- Concurrency. Snakemake calls the synchronous `retrieve_object`/`store_object`
-  on its event loop, one file after another; `managed_retrieve`/`managed_store`
-  run them in threads instead, so several files move at once while the client's
-  shared executor bounds the parts in flight.
+- Concurrency. Snakemake calls the synchronous methods on its event loop, one
+  file after another. The `managed_*` wrappers that may wait on the network
+  (retrieve, store, size, checksum, local footprint) run them in threads
+  instead, so several files move at once (and files the archive is staging are
+  waited for together) while the client's shared executor bounds the parts in
+  flight.
 - Retries are the engine's (transient errors only); the interface's blanket
   `retry_decorator` is not used.
 """
@@ -29,10 +31,14 @@ import asyncio
 import os
 import re
 import shutil
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_storage_plugins.common import Operation
+from snakemake_interface_storage_plugins.exceptions import (
+    FileOrDirectoryNotFoundError,
+)
 from snakemake_interface_storage_plugins.io import IOCacheStorageInterface, Mtime
 from snakemake_interface_storage_plugins.storage_object import (
     StorageObjectGlob,
@@ -55,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["ARCHIVE_MTIME", "StorageObject", "safe_extension"]
 
 ARCHIVE_MTIME = 0.0
+_T = TypeVar("_T")
 _EXTENSION_RE = re.compile(r"(\.[A-Za-z0-9_-]{1,16}){1,4}")
 
 
@@ -212,6 +219,36 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
         except Exception as err:
             raise WorkflowError(
                 f"Failed to store output in storage {self.print_query}", err
+            ) from err
+
+    async def managed_size(self) -> int:
+        """Ask for the size in a thread (it may wait while the file is staged)."""
+        return await self._threaded(self.size, Operation.SIZE, "get size of")
+
+    async def managed_checksum(self) -> str | None:
+        """Ask for the checksum in a thread (see `managed_size`)."""
+        return await self._threaded(self.checksum, Operation.SIZE, "get checksum of")
+
+    async def managed_local_footprint(self) -> int:
+        """Ask for the local footprint in a thread (see `managed_size`)."""
+        return await self._threaded(
+            self.local_footprint, Operation.SIZE, "get local footprint of"
+        )
+
+    async def _threaded(
+        self, method: Callable[[], _T], operation: Operation, action: str
+    ) -> _T:
+        """Run a metadata method off the event loop, wrapped like the interface's."""
+        try:
+            async with self._rate_limiter(operation):
+                return await asyncio.to_thread(method)
+        except Exception as err:
+            if not isinstance(err, FileOrDirectoryNotFoundError) and self.exists():
+                raise WorkflowError(
+                    f"Failed to {action} {self.print_query}", err
+                ) from err
+            raise FileOrDirectoryNotFoundError(
+                self.print_query, self.local_path()
             ) from err
 
     def _warm_size(self) -> None:

@@ -8,11 +8,19 @@ from pathlib import Path
 import pytest
 from snakemake.io import IOCache
 from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_storage_plugins.exceptions import (
+    FileOrDirectoryNotFoundError,
+)
 
 from snakemake_ghga.errors import AuthError
 from snakemake_storage_plugin_ghga import StorageProvider
 from snakemake_storage_plugin_ghga.storage_object import ARCHIVE_MTIME, safe_extension
-from tests.plugin.conftest import FakeOutcome, FakeUpload, RecordingClient
+from tests.plugin.conftest import (
+    FakeDownloadInfo,
+    FakeOutcome,
+    FakeUpload,
+    RecordingClient,
+)
 
 MakeProvider = Callable[..., StorageProvider]
 
@@ -296,3 +304,69 @@ def test_catalog_close_closes_clients(
     provider.catalog.close()
 
     assert fake_client.closed
+
+
+def test_skipped_upload_fails_with_remedy(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    def skip(path: Path, alias: str) -> FakeOutcome:
+        return FakeOutcome("skipped", error="already in the box (state init)")
+
+    fake_client.upload_file = skip
+    obj = make_provider().object("ghga://upload/r.txt")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("x")
+
+    with pytest.raises(WorkflowError) as info:
+        obj.store_object()
+
+    message = str(info.value)
+    assert "as 'r.txt' was skipped: already in the box (state init)" in message
+    assert "`ghga-transfer rm r.txt`" in message
+    assert not obj.exists()
+
+
+def test_managed_size_asks_concurrently(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # Snakemake gathers managed_size() of all ready inputs; run inline, the first
+    # describe_download would wait alone at the barrier until it breaks.
+    barrier = threading.Barrier(3, timeout=20)
+    original = fake_client.describe_download
+
+    def describe(accession: str) -> FakeDownloadInfo:
+        barrier.wait()
+        return original(accession)
+
+    fake_client.describe_download = describe
+    provider = make_provider()
+    objects = [provider.object(f"ghga://GHGAF{n}") for n in (1, 2, 3)]
+
+    async def sizes() -> list[int]:
+        return list(await asyncio.gather(*(o.managed_size() for o in objects)))
+
+    assert asyncio.run(sizes()) == [3, 4, 5]
+
+
+def test_managed_size_of_missing_accession_is_not_found(
+    make_provider: MakeProvider,
+) -> None:
+    obj = make_provider().object("ghga://GHGAF9")
+
+    with pytest.raises(FileOrDirectoryNotFoundError):
+        asyncio.run(obj.managed_size())
+
+
+def test_managed_checksum_wraps_engine_error(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    provider = make_provider()
+    obj = provider.object("ghga://GHGAF1")
+    assert obj.exists()
+    fake_client.fail_with = AuthError("download token expired", "Request a new one")
+
+    with pytest.raises(WorkflowError) as info:
+        asyncio.run(obj.managed_checksum())
+
+    assert "Failed to get checksum of ghga://GHGAF1" in str(info.value)
+    assert "download token expired. Request a new one" in str(info.value)
