@@ -2,27 +2,16 @@
 
 A single read of the plaintext yields the Crypt4GH file, the plaintext SHA-256
 and, per upload part, the MD5 and SHA-256 of the encrypted bytes, from which
-the S3 multipart ETag follows. Nothing re-reads the output.
+the S3 multipart ETag follows. Nothing re-reads the output. The threads doing
+it live in `encryption_stages`.
 
-Implementation notes (a pipeline of threads, each stage GIL-free in its bulk):
-- the calling thread reads 1 MiB blocks into pooled buffers and feeds the
-  plaintext SHA-256 (inherently sequential);
-- `workers` threads encrypt blocks (cryptography's ChaCha20Poly1305 releases
-  the GIL) and pwrite them at their offset;
-- one MD5 thread and one SHA-256 thread consume the ciphertext in order and
-  cut it at part boundaries, so on_part(part) fires as soon as a part's bytes
-  are all on disk and an upload can overlap the rest of the encryption.
-Every block in flight owns a buffer slot taken in order by the reader, so the
-stages cannot deadlock and memory is slots x ~2 MiB whatever the file size.
 Resuming: encryption can restart at a later part of an existing output (same
 session key); the bytes of the segment that straddles the part boundary are
 read back from the file, since re-encrypting them would change the part before.
 """
 
-import hashlib
 import os
-import queue
-import threading
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,16 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from .c4gh import (
-    BLOCK_SEGMENTS,
     CIPHER_SEGMENT_SIZE,
     HEADER_SIZE,
     SEGMENT_SIZE,
-    SegmentCipher,
     SegmentDecryptor,
     check_plaintext_input,
-    encrypted_size,
     make_header,
     pwrite_all,
+)
+from .encryption_stages import (
+    EncryptedPart,
+    Layout,
+    multipart_etag,
+    plan_layout,
+    run_stages,
 )
 from .errors import DecryptionError, InputFileError, local_write_error
 
@@ -50,28 +43,6 @@ __all__ = [
     "encrypted_temp_file",
     "multipart_etag",
 ]
-
-BLOCK_PLAIN_BYTES = BLOCK_SEGMENTS * SEGMENT_SIZE
-BLOCK_CIPHER_BYTES = BLOCK_SEGMENTS * CIPHER_SEGMENT_SIZE
-_POLL_S = 0.2
-
-
-@dataclass(frozen=True, slots=True)
-class EncryptedPart:
-    """One upload part of the Crypt4GH file: 1-based number, offset and size in
-    the file (the header belongs to part 1), and hex digests of its bytes."""
-
-    number: int
-    offset: int
-    size: int
-    md5: str
-    sha256: str
-
-
-def multipart_etag(parts: list[EncryptedPart] | tuple[EncryptedPart, ...]) -> str:
-    """S3 multipart ETag: md5 of the concatenated binary part md5s, then -N."""
-    joined = b"".join(bytes.fromhex(part.md5) for part in parts)
-    return f"{hashlib.md5(joined).hexdigest()}-{len(parts)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,229 +61,6 @@ class EncryptionResult:
     def multipart_etag(self) -> str:
         """The S3 multipart ETag over `parts`."""
         return multipart_etag(self.parts)
-
-
-class _Aborted(Exception):
-    """Raised inside a stage when another stage failed."""
-
-
-class _Pipeline:
-    """Shared state of one encryption: buffer slots, queues, first error."""
-
-    def __init__(self, slots: int) -> None:
-        self.abort = threading.Event()
-        self.error: BaseException | None = None
-        self.free: queue.Queue[int] = queue.Queue()
-        self.work: queue.Queue[tuple[int, int, int] | None] = queue.Queue()
-        self.plain = [memoryview(bytearray(BLOCK_PLAIN_BYTES)) for _ in range(slots)]
-        self.cipher = [memoryview(bytearray(BLOCK_CIPHER_BYTES)) for _ in range(slots)]
-        for slot in range(slots):
-            self.free.put(slot)
-        self.ready: dict[int, tuple[int, int]] = {}
-        self.refs: dict[int, int] = {}
-        self.cond = threading.Condition()
-
-    def fail(self, error: BaseException) -> None:
-        with self.cond:
-            if self.error is None:
-                self.error = error
-            self.abort.set()
-            self.cond.notify_all()
-
-    def get(self, source: "queue.Queue[Any]") -> Any:
-        while True:
-            if self.abort.is_set():
-                raise _Aborted
-            try:
-                return source.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-
-    def publish(self, seq: int, slot: int, length: int, consumers: int) -> None:
-        with self.cond:
-            self.ready[seq] = (slot, length)
-            self.refs[seq] = consumers
-            self.cond.notify_all()
-
-    def wait_block(self, seq: int) -> tuple[int, int]:
-        with self.cond:
-            while seq not in self.ready:
-                if self.abort.is_set():
-                    raise _Aborted
-                self.cond.wait(_POLL_S)
-            return self.ready[seq]
-
-    def release(self, seq: int) -> None:
-        with self.cond:
-            self.refs[seq] -= 1
-            if self.refs[seq] == 0:
-                slot, _ = self.ready.pop(seq)
-                del self.refs[seq]
-                self.free.put(slot)
-
-
-class _PartHasher:
-    """Hashes the ciphertext stream with one algorithm, one digest per part."""
-
-    def __init__(
-        self,
-        algorithm: str,
-        part_size: int,
-        total: int,
-        start: int,
-        on_digest: Callable[[int, str, str], None],
-    ) -> None:
-        self.algorithm, self.part_size, self.total = algorithm, part_size, total
-        self.position = start
-        self.on_digest = on_digest
-        self.hash = hashlib.new(algorithm)
-
-    def update(self, data: memoryview) -> None:
-        while data:
-            part_end = min(
-                (self.position // self.part_size + 1) * self.part_size, self.total
-            )
-            take = min(len(data), part_end - self.position)
-            self.hash.update(data[:take])
-            self.position += take
-            data = data[take:]
-            if self.position == part_end:
-                index = (part_end - 1) // self.part_size
-                self.on_digest(index, self.algorithm, self.hash.hexdigest())
-                self.hash = hashlib.new(self.algorithm)
-
-
-class _PartCollector:
-    """Joins the MD5 and SHA-256 digests of each part and reports finished parts."""
-
-    def __init__(
-        self,
-        part_size: int,
-        total: int,
-        on_part: Callable[[EncryptedPart], None] | None,
-    ) -> None:
-        self.part_size, self.total, self.on_part = part_size, total, on_part
-        self.digests: dict[int, dict[str, str]] = {}
-        self.parts: list[EncryptedPart] = []
-        self.lock = threading.Lock()
-
-    def add(self, index: int, algorithm: str, digest: str) -> None:
-        with self.lock:
-            entry = self.digests.setdefault(index, {})
-            entry[algorithm] = digest
-            if len(entry) < 2:
-                return
-            offset = index * self.part_size
-            size = min(self.part_size, self.total - offset)
-            part = EncryptedPart(index + 1, offset, size, entry["md5"], entry["sha256"])
-            self.parts.append(part)
-            del self.digests[index]
-        if self.on_part is not None:
-            self.on_part(part)
-
-
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """Where encryption starts: first segment, and where part hashing starts."""
-
-    plain_size: int
-    total: int
-    first_segment: int
-    hash_start: int
-
-    @property
-    def blocks(self) -> int:
-        segments = -(-self.plain_size // SEGMENT_SIZE) - self.first_segment
-        return -(-segments // BLOCK_SEGMENTS)
-
-    def cipher_offset(self, seq: int) -> int:
-        return (
-            HEADER_SIZE
-            + (self.first_segment + seq * BLOCK_SEGMENTS) * CIPHER_SEGMENT_SIZE
-        )
-
-    def plain_offset(self, seq: int) -> int:
-        return (self.first_segment + seq * BLOCK_SEGMENTS) * SEGMENT_SIZE
-
-
-def _layout(plain_size: int, part_size: int | None, first_part: int) -> _Layout:
-    total = encrypted_size(plain_size)
-    if first_part == 1 or part_size is None:
-        return _Layout(plain_size, total, 0, 0)
-    hash_start = (first_part - 1) * part_size
-    if hash_start >= total:
-        raise ValueError(f"part {first_part} starts beyond the file end")
-    first_segment = -(-(hash_start - HEADER_SIZE) // CIPHER_SEGMENT_SIZE)
-    return _Layout(plain_size, total, first_segment, hash_start)
-
-
-def _read_loop(
-    pipe: _Pipeline, src: int, layout: _Layout, plain_hash: "hashlib._Hash"
-) -> None:
-    """Sequentially read blocks, hash the plaintext, queue blocks for encryption."""
-    _hash_plain_prefix(src, layout.plain_offset(0), plain_hash)
-    for seq in range(layout.blocks):
-        slot = pipe.get(pipe.free)
-        offset = layout.plain_offset(seq)
-        length = min(BLOCK_PLAIN_BYTES, layout.plain_size - offset)
-        view = pipe.plain[slot][:length]
-        if os.preadv(src, [view], offset) != length:
-            raise InputFileError("the input file shrank while it was being encrypted")
-        plain_hash.update(view)
-        pipe.work.put((seq, slot, length))
-
-
-def _hash_plain_prefix(src: int, end: int, plain_hash: "hashlib._Hash") -> None:
-    """On resume, hash the plaintext before the restart point (no encryption)."""
-    buffer = memoryview(bytearray(BLOCK_PLAIN_BYTES))
-    offset = 0
-    while offset < end:
-        got = os.preadv(src, [buffer[: min(BLOCK_PLAIN_BYTES, end - offset)]], offset)
-        if got <= 0:
-            raise InputFileError("the input file shrank since the upload started")
-        plain_hash.update(buffer[:got])
-        offset += got
-
-
-def _encrypt_loop(
-    pipe: _Pipeline, cipher: SegmentCipher, dst: int, layout: _Layout, consumers: int
-) -> None:
-    """Encrypt queued blocks, write them at their offset, hand them to the hashers."""
-    while (item := pipe.get(pipe.work)) is not None:
-        seq, slot, length = item
-        written = cipher.encrypt_into(pipe.plain[slot][:length], pipe.cipher[slot])
-        pwrite_all(dst, pipe.cipher[slot][:written], layout.cipher_offset(seq))
-        if consumers:
-            pipe.publish(seq, slot, written, consumers)
-        else:
-            pipe.free.put(slot)
-
-
-def _hash_loop(
-    pipe: _Pipeline, hasher: _PartHasher, prefix: bytes, layout: _Layout
-) -> None:
-    """Feed the part hasher the ciphertext stream in order."""
-    hasher.update(memoryview(prefix))
-    for seq in range(layout.blocks):
-        slot, length = pipe.wait_block(seq)
-        hasher.update(pipe.cipher[slot][:length])
-        pipe.release(seq)
-
-
-def _guarded(
-    pipe: _Pipeline, func: Callable[..., None], *args: Any
-) -> threading.Thread:
-    def run() -> None:
-        try:
-            func(pipe, *args)
-        except _Aborted:
-            pass
-        except BaseException as err:
-            pipe.fail(err)
-
-    thread = threading.Thread(target=run, daemon=True, name=f"ghga-{func.__name__}")
-    thread.start()
-    return thread
 
 
 def encrypt_file(
@@ -350,7 +98,7 @@ def encrypt_file(
     plain_size = check_plaintext_input(source)
     if first_part > 1 and session_key is None:
         raise ValueError("resuming needs the session key used before")
-    layout = _layout(plain_size, part_size, first_part)
+    layout = plan_layout(plain_size, part_size, first_part)
     key = session_key or os.urandom(32)
     header = make_header(key, writer_secret_key, recipient_public_key)
     src = os.open(source, os.O_RDONLY)
@@ -362,7 +110,7 @@ def encrypt_file(
         prefix = _read_prefix(dst, layout)
         if first_part > 1:
             _check_straddling_segment(dst, layout, key)
-        plain_sha256, parts = _run(
+        plain_sha256, parts = run_stages(
             src, dst, layout, key, prefix, part_size, on_part, workers
         )
         os.ftruncate(dst, layout.total)
@@ -376,7 +124,7 @@ def encrypt_file(
     )
 
 
-def _read_prefix(dst: int, layout: _Layout) -> bytes:
+def _read_prefix(dst: int, layout: Layout) -> bytes:
     """Bytes between where hashing starts and where encryption starts."""
     end = layout.cipher_offset(0) if layout.blocks else layout.total
     prefix = os.pread(dst, end - layout.hash_start, layout.hash_start)
@@ -385,7 +133,7 @@ def _read_prefix(dst: int, layout: _Layout) -> bytes:
     return prefix
 
 
-def _check_straddling_segment(dst: int, layout: _Layout, key: bytes) -> None:
+def _check_straddling_segment(dst: int, layout: Layout, key: bytes) -> None:
     """Before resuming, prove the kept segment across the part boundary is intact."""
     if layout.first_segment == 0:
         return
@@ -403,49 +151,6 @@ def _check_straddling_segment(dst: int, layout: _Layout, key: bytes) -> None:
         ) from None
 
 
-def _run(
-    src: int,
-    dst: int,
-    layout: _Layout,
-    key: bytes,
-    prefix: bytes,
-    part_size: int | None,
-    on_part: Callable[[EncryptedPart], None] | None,
-    workers: int,
-) -> tuple[str, tuple[EncryptedPart, ...]]:
-    """Start the stages, read on this thread, join, and re-raise the first error."""
-    workers = max(1, workers)
-    pipe = _Pipeline(slots=2 * workers + 4)
-    collector = _PartCollector(part_size or 1, layout.total, on_part)
-    consumers = 2 if part_size else 0
-    threads = [
-        _guarded(pipe, _encrypt_loop, SegmentCipher(key), dst, layout, consumers)
-        for _ in range(workers)
-    ]
-    if part_size:
-        for algorithm in ("md5", "sha256"):
-            hasher = _PartHasher(
-                algorithm, part_size, layout.total, layout.hash_start, collector.add
-            )
-            threads.append(_guarded(pipe, _hash_loop, hasher, prefix, layout))
-    plain_hash = hashlib.sha256()
-    try:
-        _read_loop(pipe, src, layout, plain_hash)
-    except _Aborted:
-        pass
-    except BaseException as err:
-        pipe.fail(err)
-    finally:
-        for _ in range(workers):
-            pipe.work.put(None)
-        for thread in threads:
-            thread.join()
-    if pipe.error is not None:
-        raise pipe.error
-    parts = tuple(sorted(collector.parts, key=lambda part: part.number))
-    return plain_hash.hexdigest(), parts
-
-
 @contextmanager
 def encrypted_temp_file(
     source: str | os.PathLike[str],
@@ -460,8 +165,6 @@ def encrypted_temp_file(
     temp dir) is removed when the block exits, on success and on failure,
     unless `keep` is true. Other keyword arguments go to `encrypt_file`.
     """
-    import tempfile
-
     check_plaintext_input(source)
     fd, name = tempfile.mkstemp(
         prefix=f"ghga-{Path(source).name}-", suffix=".c4gh", dir=tmp_dir
