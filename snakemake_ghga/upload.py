@@ -103,6 +103,9 @@ class FileUploader:
                     known.encrypted_size,
                     error=f"already in the box (state {known.state})",
                 )
+            if known is not None and known.state in LIVE_STATES - {"init", "inbox"}:
+                # the UCS replaces only init/inbox uploads itself
+                self._ctx.api.delete_upload(known.file_id)
             plan = self._start(path, alias, plain_size, temp, journal_path, overwrite)
         return self._run(path, plan)
 
