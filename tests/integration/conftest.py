@@ -1,5 +1,6 @@
 """Fixtures for transfers against the real sandbox on 127.0.0.1."""
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -14,6 +15,15 @@ from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 
 PART = 5 * MiB  # the smallest part the UCS accepts keeps tests fast
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`cli.main` binds the package logger to the (captured) stderr: undo it."""
+    package = logging.getLogger("snakemake_ghga")
+    saved = package.handlers[:], package.level, package.propagate
+    yield
+    package.handlers[:], package.level, package.propagate = saved
 
 
 @pytest.fixture
