@@ -13,27 +13,26 @@ listing per provider instead of one request per file:
 - the upload box listing: fetched once, then kept current by our own uploads and
   removals, so `exists()` right after a store answers from the upload state.
 
-Every `GhgaError` becomes a `WorkflowError` carrying the engine's message.
+Every `GhgaError` becomes a `WorkflowError` carrying the engine's message
+(`messages.workflow_errors`).
 """
 
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_ghga.errors import GhgaError
+from snakemake_storage_plugin_ghga.messages import workflow_errors
 
 __all__ = [
     "COMPLETE_UPLOAD_STATES",
     "RemoteCatalog",
     "TransferClient",
     "UploadEntry",
-    "workflow_errors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class TransferClient(Protocol):
     def work_package_files(self) -> dict[str, str]: ...
     def describe_download(self, accession: str) -> DownloadDetails: ...
     def download_file(self, accession: str, destination: Path) -> TransferOutcome: ...
-    def list_uploads(self) -> list[UploadListing]: ...
+    def list_uploads(self) -> Sequence[UploadListing]: ...
     def upload_file(self, path: Path, alias: str) -> UploadOutcome: ...
     def remove(self, alias: str) -> None: ...
     def close(self) -> None: ...
@@ -103,15 +102,6 @@ class UploadEntry:
     def __init__(self, decrypted_size: int, sha256: str | None = None) -> None:
         self.decrypted_size = decrypted_size
         self.sha256 = sha256
-
-
-@contextmanager
-def workflow_errors() -> Iterator[None]:
-    """Re-raise a `GhgaError` as a `WorkflowError` with the engine's message."""
-    try:
-        yield
-    except GhgaError as err:
-        raise WorkflowError(str(err)) from err
 
 
 _DONE_STATUSES = frozenset({"downloaded", "uploaded"})

@@ -24,6 +24,7 @@ from snakemake_ghga.config import (
 )
 from snakemake_ghga.errors import GhgaError
 from snakemake_ghga.keys import load_private_key, load_public_key, public_key_of
+from snakemake_storage_plugin_ghga.messages import plugin_wording, workflow_errors
 from snakemake_storage_plugin_ghga.settings import StorageProviderSettings
 
 __all__ = ["MAX_WORKERS_LIMIT", "ProviderSetup", "check_settings", "option_name"]
@@ -137,11 +138,9 @@ def _is_loopback(host: str) -> bool:
 def _load_key_pair(settings: StorageProviderSettings) -> tuple[bytes, bytes]:
     public_path = _required_path(settings.my_public_key, "my_public_key")
     private_path = _required_path(settings.my_private_key, "my_private_key")
-    try:
+    with workflow_errors():
         public_key = load_public_key(public_path)
         secret_key = load_private_key(private_path)
-    except GhgaError as err:
-        raise WorkflowError(str(err)) from err
     if public_key_of(secret_key) != public_key:
         raise WorkflowError(
             f"the public key {public_path} does not belong to the private key "
@@ -166,7 +165,8 @@ def _load_optional_public(path: Path | None) -> bytes | None:
     try:
         return load_public_key(Path(path))
     except GhgaError as err:
-        raise WorkflowError(f"{option_name('ghga_public_key')}: {err}") from err
+        message = plugin_wording(str(err))
+        raise WorkflowError(f"{option_name('ghga_public_key')}: {message}") from err
 
 
 def _transfer_config(settings: StorageProviderSettings) -> TransferConfig:

@@ -157,7 +157,8 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
             if entry is None or not entry.sha256:
                 return None
             return f"sha256:{entry.sha256}"
-        return "sha256:" + self.catalog.download_details(self.parsed.name).sha256
+        sha256 = self.catalog.download_details(self.parsed.name).sha256
+        return None if sha256 is None else f"sha256:{sha256}"
 
     def local_footprint(self) -> int:
         """Return the decrypted size: what the local copy will occupy."""

@@ -1,17 +1,19 @@
 """Fixtures for the plugin tests: a recording fake client and provider builders."""
 
 import logging
+import random
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from snakemake_ghga.errors import GhgaError
+from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_storage_plugin_ghga import StorageProvider, StorageProviderSettings
-from tests.conftest import KeyPair
+from tests.conftest import KeyPair, make_key_pair
 
 TOKEN = "GHGA-WP-0000000000000000:c2VjcmV0LXRva2VuLXRoYXQtbXVzdC1uZXZlci1sZWFr"
 LOGGER = logging.getLogger("tests.plugin")
@@ -130,3 +132,49 @@ def make_provider(
         )
 
     return make
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    """A running sandbox, a user key pair, and archived accessions with content."""
+
+    sandbox: Sandbox
+    keys: KeyPair
+    contents: dict[str, bytes]
+
+    def settings(self, **changes: object) -> StorageProviderSettings:
+        """Plugin settings with download and upload tokens of this user."""
+        values: dict[str, object] = {
+            "wkvs_url": self.sandbox.wkvs_url,
+            "download_token": self.sandbox.download_token(self.keys.public),
+            "upload_token": self.sandbox.upload_token(self.keys.public),
+        }
+        values.update(changes)
+        return plugin_settings(self.keys, **values)
+
+
+def archive_files(
+    sandbox: Sandbox, directory: Path, files: dict[str, bytes]
+) -> dict[str, bytes]:
+    """Write name -> content files and archive them; return accession -> content."""
+    directory.mkdir(parents=True, exist_ok=True)
+    archived = {}
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+        archived[sandbox.add_file(directory / name)] = content
+    return archived
+
+
+@pytest.fixture(scope="session")
+def sandbox_user(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SandboxUser]:
+    """One sandbox for the plugin tests that do not inspect its request log."""
+    root = tmp_path_factory.mktemp("plugin-sandbox")
+    with Sandbox(root / "state") as sandbox:
+        contents = archive_files(
+            sandbox,
+            root / "sources",
+            {"small.txt": b"hello GHGA\n", "sample.bam": random.randbytes(200_000)},
+        )
+        yield SandboxUser(sandbox, make_key_pair(root / "keys", "user"), contents)

@@ -1,0 +1,108 @@
+"""StorageObject against the sandbox: real downloads, uploads, listings, errors."""
+
+import asyncio
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+from snakemake.io import IOCache
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_storage_plugin_ghga import StorageProvider
+from tests.conftest import make_key_pair
+from tests.plugin.conftest import SandboxUser
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _provider(user: SandboxUser, tmp_path: Path, **changes: object) -> StorageProvider:
+    return StorageProvider(
+        local_prefix=tmp_path / "prefix",
+        logger=LOGGER,
+        settings=user.settings(**changes),
+    )
+
+
+def _bam_accession(user: SandboxUser) -> str:
+    return next(a for a, c in user.contents.items() if len(c) == 200_000)
+
+
+def test_retrieve_gives_decrypted_verified_file_with_extension(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    accession = _bam_accession(sandbox_user)
+    obj = _provider(sandbox_user, tmp_path).object(f"ghga://{accession}")
+    content = sandbox_user.contents[accession]
+
+    obj.local_path().parent.mkdir(parents=True, exist_ok=True)
+    obj.retrieve_object()
+
+    assert obj.local_path().name == f"{accession}.bam"
+    assert obj.local_path().read_bytes() == content
+    assert obj.size() == len(content)
+    assert obj.checksum() == "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def test_exists_for_many_files_costs_one_work_package_listing(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    provider = _provider(sandbox_user, tmp_path)
+    assert provider.setup.download_token is not None
+    package_id = provider.setup.download_token.split(":")[0]
+    before = len(sandbox_user.sandbox.request_log())
+    queries = [f"ghga://{a}" for a in sandbox_user.contents] + ["ghga://GHGAF9"]
+
+    cache = IOCache(max_wait_time=10)
+    asyncio.run(provider.object(queries[0]).inventory(cache))
+    found = [provider.object(q).exists() for q in queries]
+
+    listings = [
+        e
+        for e in sandbox_user.sandbox.request_log()[before:]
+        if e["method"] == "GET" and e["path"] == f"/wps/work-packages/{package_id}"
+    ]
+    assert found == [True] * len(sandbox_user.contents) + [False]
+    assert len(listings) == 1
+
+
+def test_store_exists_remove_and_store_again(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    provider = _provider(sandbox_user, tmp_path)
+    alias = f"objects/{tmp_path.name}/result.txt"
+    obj = provider.object(f"ghga://upload/{alias}")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("first version\n")
+
+    obj.store_object()
+    exists_after_store = obj.exists()
+    obj.remove()
+    exists_after_remove = obj.exists()
+    fresh_view = _provider(sandbox_user, tmp_path).object(f"ghga://upload/{alias}")
+    exists_for_fresh_provider = fresh_view.exists()
+    obj.local_path().write_text("second version\n")
+    obj.store_object()
+
+    states = [u.state for u in sandbox_user.sandbox.uploads() if u.alias == alias]
+    assert exists_after_store and not exists_after_remove
+    assert not exists_for_fresh_provider
+    assert states[0] == "cancelled"
+    assert states[1] in ("inbox", "interrogated")
+    assert obj.exists() and obj.size() == len("second version\n")
+
+
+def test_token_for_another_key_fails_with_clear_message(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    other = make_key_pair(tmp_path / "other", "other")
+    token = sandbox_user.sandbox.download_token(other.public)
+    obj = _provider(sandbox_user, tmp_path, download_token=token).object(
+        "ghga://" + _bam_accession(sandbox_user)
+    )
+
+    with pytest.raises(WorkflowError) as info:
+        obj.exists()
+
+    assert "cannot be opened with your private key" in str(info.value)
+    assert token.split(":")[1] not in str(info.value)

@@ -1,0 +1,170 @@
+"""A real `snakemake --cores 2` run of workflow_examples/snakemake/plugin_test.
+
+Against a fresh sandbox that stages files (202 + Retry-After) for a moment: the
+workflow reads three accessions and uploads two reports; a second run does
+nothing; `--forcerun` replaces an upload; a token for another key fails clearly.
+Concurrency is shown from the sandbox's request log (order, not timing).
+"""
+
+import hashlib
+import os
+import random
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from snakemake_ghga.sandbox.app import Sandbox
+from tests.conftest import KeyPair, make_key_pair, tool
+from tests.plugin.conftest import archive_files
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEFILE = REPO / "workflow_examples" / "snakemake" / "plugin_test" / "Snakefile"
+MiB = 1024 * 1024
+PREFIX = "plugin_test"
+ALIASES = [f"{PREFIX}/sha256sums.txt", f"{PREFIX}/sizes.tsv"]
+
+
+@dataclass
+class Run:
+    """One workflow directory wired to the sandbox."""
+
+    sandbox: Sandbox
+    keys: KeyPair
+    workdir: Path
+    contents: dict[str, bytes]
+    env: dict[str, str]
+
+    def snakemake(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            tool("snakemake"), "--cores", "2", "--snakefile", str(SNAKEFILE),
+            "--directory", str(self.workdir),
+            "--config", f"accessions={sorted(self.contents)}",
+            "--storage-ghga-my-public-key", str(self.keys.public_path),
+            "--storage-ghga-my-private-key", str(self.keys.secret_path),
+            "--storage-ghga-part-size", "5", "--storage-ghga-max-workers", "2",
+            "--keep-storage-local-copies", *extra,
+        ]  # fmt: skip
+        return subprocess.run(
+            command,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    root = tmp_path_factory.mktemp("workflow")
+    rng = random.Random(6)
+    files = {
+        "tumor.bam": rng.randbytes(25 * MiB + 1),
+        "normal.vcf.gz": rng.randbytes(25 * MiB + 77),
+        "notes.txt": rng.randbytes(25 * MiB - 5),
+    }
+    with Sandbox(root / "state", stage_delay_s=2) as sandbox:
+        keys = make_key_pair(root / "keys", "user")
+        contents = archive_files(sandbox, root / "sources", files)
+        env = {
+            "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": sandbox.wkvs_url,
+            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": sandbox.download_token(
+                keys.public
+            ),
+            "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN": sandbox.upload_token(keys.public),
+        }
+        yield Run(sandbox, keys, root / "work", contents, env)
+
+
+def test_workflow_first_run_downloads_three_and_uploads_two(run: Run) -> None:
+    result = run.snakemake()
+
+    assert result.returncode == 0, result.stderr
+    sums = (run.workdir / f".snakemake/storage/ghga/upload/{ALIASES[0]}").read_text()
+    expected = {
+        f"{hashlib.sha256(c).hexdigest()}  {a}{ext}"
+        for (a, c), ext in zip(
+            sorted(run.contents.items()), [".bam", ".vcf.gz", ".txt"], strict=True
+        )
+    }
+    assert set(sums.splitlines()) == expected
+    for alias in ALIASES:
+        upload = run.sandbox.wait_interrogated(alias)
+        local = run.workdir / ".snakemake/storage/ghga/upload" / alias
+        archived = {a.accession: a for a in run.sandbox.accessions()}
+        assert upload.state == "interrogated", upload.failure_reason
+        assert upload.accession is not None
+        assert archived[upload.accession].decrypted_sha256 == (
+            hashlib.sha256(local.read_bytes()).hexdigest()
+        )
+
+
+def test_workflow_staging_waits_overlap(run: Run) -> None:
+    # Every accession got its first "202 staging" answer before any file was
+    # ready: the plugin waited for all three together, not one after another.
+    drs = [
+        e for e in run.sandbox.request_log()
+        if e["method"] == "GET" and e["path"].startswith("/dcs/objects/")
+        and not e["path"].endswith("/envelopes")
+    ]  # fmt: skip
+    first_ready = next(i for i, e in enumerate(drs) if e["status"] == 200)
+    staged_before = {e["path"] for e in drs[:first_ready] if e["status"] == 202}
+
+    assert staged_before == {f"/dcs/objects/{a}" for a in run.contents}
+
+
+def test_workflow_retrieves_files_concurrently(run: Run) -> None:
+    # Retrieved one after another, a file's envelope request would come only
+    # after the previous file's last part. Here every file had asked for its
+    # envelope before any file had all of its parts.
+    log = run.sandbox.request_log()
+    envelopes = [i for i, e in enumerate(log) if e["path"].endswith("/envelopes")]
+    last_get: dict[str, int] = {}
+    for i, entry in enumerate(log):
+        if entry["method"] == "GET" and entry["path"].startswith("/s3/outbox/"):
+            last_get[entry["path"]] = i
+
+    assert len(envelopes) == 3
+    assert len(last_get) == 3
+    assert max(envelopes) < min(last_get.values())
+
+
+def test_workflow_second_run_does_nothing(run: Run) -> None:
+    before = len(run.sandbox.request_log())
+
+    result = run.snakemake()
+
+    new = run.sandbox.request_log()[before:]
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stderr
+    assert [e for e in new if e["path"].startswith(("/dcs/", "/s3/"))] == []
+    assert [e for e in new if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+            and not e["path"].endswith("/work-order-tokens")] == []  # fmt: skip
+
+
+def test_workflow_forcerun_replaces_the_upload(run: Run) -> None:
+    result = run.snakemake("--forcerun", "sizes")
+
+    states = [u.state for u in run.sandbox.uploads() if u.alias == ALIASES[1]]
+    assert result.returncode == 0, result.stderr
+    assert states[0] == "cancelled"
+    assert states[-1] in ("inbox", "interrogated")
+    assert len(states) == 2
+
+
+def test_workflow_token_for_other_key_fails_clearly(run: Run, tmp_path: Path) -> None:
+    other = make_key_pair(tmp_path, "other")
+    token = run.sandbox.download_token(other.public)
+    run.env["SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN"] = token
+    fresh = Run(run.sandbox, run.keys, tmp_path / "work", run.contents, run.env)
+
+    result = fresh.snakemake()
+
+    assert result.returncode != 0
+    assert "cannot be opened with your private key" in result.stderr
+    assert "(--storage-ghga-my-private-key)" in result.stderr
+    assert token.split(":")[1] not in result.stdout + result.stderr
