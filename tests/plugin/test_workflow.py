@@ -168,3 +168,53 @@ def test_workflow_token_for_other_key_fails_clearly(run: Run, tmp_path: Path) ->
     assert "cannot be opened with your private key" in result.stderr
     assert "(--storage-ghga-my-private-key)" in result.stderr
     assert token.split(":")[1] not in result.stdout + result.stderr
+
+
+def _example_snakefile() -> str:
+    text = (REPO / "docs" / "further.md").read_text()
+    section = text[text.index("### Example") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_docs_example_workflow_runs(tmp_path: Path) -> None:
+    # The Snakefile in docs/further.md, against a sandbox holding its two
+    # accessions; the `summary` job reads uploads made earlier in the same run.
+    (tmp_path / "Snakefile").write_text(_example_snakefile())
+    with Sandbox(tmp_path / "state") as sandbox:
+        archive_files(sandbox, tmp_path / "src", {"t.bam": b"tumor\n", "n.bam": b"n\n"})
+        keys = make_key_pair(tmp_path / "keys", "user")
+        env = {
+            "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": sandbox.wkvs_url,
+            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": sandbox.download_token(
+                keys.public
+            ),
+            "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN": sandbox.upload_token(keys.public),
+        }
+        result = subprocess.run(
+            [
+                tool("snakemake"),
+                "--cores",
+                "4",
+                "--directory",
+                str(tmp_path),
+                "--storage-ghga-my-public-key",
+                str(keys.public_path),
+                "--storage-ghga-my-private-key",
+                str(keys.secret_path),
+                "--storage-ghga-max-workers",
+                "8",
+            ],  # fmt: skip
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        summary = sandbox.wait_interrogated("results/summary.tsv")
+        archived = {a.accession: a for a in sandbox.accessions()}
+
+    assert result.returncode == 0, result.stderr
+    assert summary.accession is not None
+    assert archived[summary.accession].decrypted_sha256 == (
+        hashlib.sha256(b"6\t2\n").hexdigest()
+    )
