@@ -190,20 +190,14 @@ def test_docs_example_workflow_runs(tmp_path: Path) -> None:
             ),
             "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN": sandbox.upload_token(keys.public),
         }
+        command = [
+            tool("snakemake"), "--cores", "4", "--directory", str(tmp_path),
+            "--storage-ghga-my-public-key", str(keys.public_path),
+            "--storage-ghga-my-private-key", str(keys.secret_path),
+            "--storage-ghga-max-workers", "8",
+        ]  # fmt: skip
         result = subprocess.run(
-            [
-                tool("snakemake"),
-                "--cores",
-                "4",
-                "--directory",
-                str(tmp_path),
-                "--storage-ghga-my-public-key",
-                str(keys.public_path),
-                "--storage-ghga-my-private-key",
-                str(keys.secret_path),
-                "--storage-ghga-max-workers",
-                "8",
-            ],  # fmt: skip
+            command,
             cwd=tmp_path,
             env={**os.environ, **env},
             capture_output=True,
