@@ -15,6 +15,7 @@ official client does, and removes the local state.
 """
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import FileUpload, UploadChecksums
 from snakemake_ghga.context import RunContext, UploadResult
-from snakemake_ghga.errors import GhgaError, PartFailedError
+from snakemake_ghga.errors import ApiError, GhgaError, PartFailedError
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
 from snakemake_ghga.parts import Part, plan_parts, upload_part_size
 from snakemake_ghga.transfer import Cancelled, UploadPart
@@ -90,10 +91,18 @@ class FileUploader:
         """
         plain_size = crypt.check_plaintext_input(path)
         temp, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
+        orphan = _remove_pending(journal_path)
         plan = self._resume(path, alias, temp, journal_path)
-        if plan is None:
-            known = self._existing.get(alias)
-            if known is not None and known.state in LIVE_STATES and not overwrite:
+        if plan is not None:
+            return self._run(path, plan)
+        known = self._existing.get(alias)
+        if known is not None and known.state in LIVE_STATES:
+            if known.state == "init" and not (overwrite or orphan):
+                raise ApiError(
+                    f"an unfinished upload named '{alias}' is in the box",
+                    "Pass --overwrite to replace it, or remove it first",
+                )
+            if not overwrite and known.state != "init":
                 return UploadResult(
                     path,
                     alias,
@@ -101,15 +110,14 @@ class FileUploader:
                     known.file_id,
                     known.decrypted_size,
                     known.encrypted_size,
-                    error=f"already in the box (state {known.state})",
+                    error=f"already in the box ({known.state})",
                 )
-            if known is not None and known.state in LIVE_STATES - {"init", "inbox"}:
-                # the UCS replaces only init/inbox uploads itself
-                self._ctx.api.delete_upload(known.file_id)
-            plan = self._start(path, alias, plain_size, temp, journal_path, overwrite)
+            if known.state not in ("init", "inbox"):
+                self._ctx.api.delete_upload(known.file_id)  # UCS won't replace it
+        plan = self._start(
+            path, alias, plain_size, temp, journal_path, overwrite=overwrite or orphan
+        )
         return self._run(path, plan)
-
-    # -- starting and resuming ---------------------------------------------
 
     def _start(
         self,
@@ -120,33 +128,37 @@ class FileUploader:
         journal_path: Path,
         overwrite: bool,
     ) -> _Plan:
+        """Create the server-side upload; a pending journal covers the gap."""
         ctx = self._ctx
         encrypted = crypt.encrypted_size(plain_size)
         part_size = upload_part_size(encrypted, ctx.config.part_size_bytes)
+        session_key = os.urandom(32)
+        sealed = crypt.make_header(session_key, ctx.my_secret_key, ctx.my_public_key)
+        temp.unlink(missing_ok=True)
+        pending = UploadHeader(
+            str(path.resolve()),
+            alias,
+            Fingerprint.of(path),
+            str(temp),
+            "",
+            "",
+            part_size,
+            encrypted,
+            base64.b64encode(sealed).decode(),
+        )
+        Journal.create(journal_path, pending)
         created = ctx.api.create_upload(
             alias, plain_size, encrypted, part_size, overwrite=overwrite
         )
         try:
             hub_key = ctx.hub_key(created.storage_alias)
-            session_key = os.urandom(32)
-            sealed = crypt.make_header(
-                session_key, ctx.my_secret_key, ctx.my_public_key
-            )
-            temp.unlink(missing_ok=True)
-            header = UploadHeader(
-                str(path.resolve()),
-                alias,
-                Fingerprint.of(path),
-                str(temp),
-                created.file_id,
-                created.storage_alias,
-                part_size,
-                encrypted,
-                base64.b64encode(sealed).decode(),
+            header = dataclasses.replace(
+                pending, file_id=created.file_id, storage_alias=created.storage_alias
             )
             journal = Journal.create(journal_path, header)
         except BaseException:
             self._delete_quietly(created.file_id)
+            journal_path.unlink(missing_ok=True)
             raise
         return _Plan(journal, 1, session_key, hub_key)
 
@@ -318,6 +330,21 @@ class _PartUploads:
             raise real[0]
         if any(errors):
             raise Cancelled(f"{self._plan.header.alias}: cancelled")
+
+
+def _remove_pending(journal_path: Path) -> bool:
+    """Drop a journal written just before a create that may not have happened.
+
+    Returns:
+        True if there was one: an ``init`` upload of the alias is then ours.
+    """
+    journal = Journal.load(journal_path)
+    if journal is None or not isinstance(journal.header, UploadHeader):
+        return False
+    if journal.header.file_id:
+        return False
+    journal.remove()
+    return True
 
 
 def _checksums(plan: _Plan, plain_sha256: str) -> UploadChecksums:
