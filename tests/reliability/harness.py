@@ -24,8 +24,8 @@ from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.sandbox.requestlog import RequestLogEntry
 
 __all__ = [
-    "MiB",
     "KillTrial",
+    "MiB",
     "World",
     "file_sha256",
     "random_file",

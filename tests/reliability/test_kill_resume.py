@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from .harness import (
-    MiB,
     KillTrial,
+    MiB,
     World,
     calibrate,
     kill_delays,
@@ -82,7 +82,7 @@ def test_kill_9_at_random_moments_resumes_byte_identical(
 def test_ctrl_c_stops_cleanly_says_how_to_resume_and_resumes(
     world: World, source: Path, accession: str, direction: str
 ) -> None:
-    duration, clean = calibrate(
+    _, clean = calibrate(
         world,
         direction,
         source,
