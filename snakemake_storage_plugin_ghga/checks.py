@@ -72,13 +72,7 @@ def check_settings(
         settings = StorageProviderSettings()
     _refuse_secrets_in_argv(sys.argv if argv is None else argv)
     wkvs_url = _check_wkvs_url(settings.wkvs_url)
-    if not settings.download_token and not settings.upload_token:
-        raise WorkflowError(
-            "no GHGA work-package token is set: set "
-            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN (inputs ghga://<accession>) "
-            "and/or SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN (outputs ghga://upload/…) "
-            "to the token shown by the GHGA Data Portal"
-        )
+    _require_a_token(settings)
     secret_key, public_key = _load_key_pair(settings)
     return ProviderSetup(
         wkvs_url=wkvs_url,
@@ -89,6 +83,16 @@ def check_settings(
         ghga_public_key=_load_optional_public(settings.ghga_public_key),
         config=_transfer_config(settings),
     )
+
+
+def _require_a_token(settings: StorageProviderSettings) -> None:
+    if not settings.download_token and not settings.upload_token:
+        raise WorkflowError(
+            "no GHGA work-package token is set: set "
+            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN (inputs ghga://<accession>) "
+            "and/or SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN (outputs ghga://upload/…) "
+            "to the token shown by the GHGA Data Portal"
+        )
 
 
 def _refuse_secrets_in_argv(argv: Sequence[str]) -> None:

@@ -58,6 +58,15 @@ class Run:
         )
 
 
+def _env(sandbox: Sandbox, keys: KeyPair) -> dict[str, str]:
+    """The environment a user sets: the sandbox's URL and both tokens."""
+    return {
+        "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": sandbox.wkvs_url,
+        "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": sandbox.download_token(keys.public),
+        "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN": sandbox.upload_token(keys.public),
+    }
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     root = tmp_path_factory.mktemp("workflow")
@@ -70,14 +79,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with Sandbox(root / "state", stage_delay_s=2) as sandbox:
         keys = make_key_pair(root / "keys", "user")
         contents = archive_files(sandbox, root / "sources", files)
-        env = {
-            "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": sandbox.wkvs_url,
-            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": sandbox.download_token(
-                keys.public
-            ),
-            "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN": sandbox.upload_token(keys.public),
-        }
-        yield Run(sandbox, keys, root / "work", contents, env)
+        yield Run(sandbox, keys, root / "work", contents, _env(sandbox, keys))
 
 
 def test_workflow_first_run_downloads_three_and_uploads_two(run: Run) -> None:
@@ -183,13 +185,7 @@ def test_docs_example_workflow_runs(tmp_path: Path) -> None:
     with Sandbox(tmp_path / "state") as sandbox:
         archive_files(sandbox, tmp_path / "src", {"t.bam": b"tumor\n", "n.bam": b"n\n"})
         keys = make_key_pair(tmp_path / "keys", "user")
-        env = {
-            "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": sandbox.wkvs_url,
-            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": sandbox.download_token(
-                keys.public
-            ),
-            "SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN": sandbox.upload_token(keys.public),
-        }
+        env = _env(sandbox, keys)
         command = [
             tool("snakemake"), "--cores", "4", "--directory", str(tmp_path),
             "--storage-ghga-my-public-key", str(keys.public_path),
