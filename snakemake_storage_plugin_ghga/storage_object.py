@@ -32,13 +32,11 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_storage_plugins.common import Operation
-from snakemake_interface_storage_plugins.exceptions import (
-    FileOrDirectoryNotFoundError,
-)
 from snakemake_interface_storage_plugins.io import IOCacheStorageInterface, Mtime
 from snakemake_interface_storage_plugins.storage_object import (
     StorageObjectGlob,
@@ -53,6 +51,24 @@ from snakemake_storage_plugin_ghga.query import (
     has_wildcards,
     parse_query,
 )
+
+try:
+    from snakemake_interface_storage_plugins.exceptions import (
+        FileOrDirectoryNotFoundError,
+    )
+except ImportError:  # interface < 4.3 has no such module; we support >= 4.1
+
+    class FileOrDirectoryNotFoundError(WorkflowError):  # type: ignore[no-redef]
+        """Stand-in for the interface's exception (same constructor)."""
+
+        def __init__(self, local_path: Path, query: str | None = None) -> None:
+            self.query = query
+            self.local_path = local_path
+            super().__init__(
+                f"Storage object {query} not found in storage "
+                f"(local path: {local_path!s})."
+            )
+
 
 if TYPE_CHECKING:
     from snakemake_storage_plugin_ghga.catalog import RemoteCatalog
@@ -249,7 +265,7 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
                     f"Failed to {action} {self.print_query}", err
                 ) from err
             raise FileOrDirectoryNotFoundError(
-                self.print_query, self.local_path()
+                self.local_path(), self.print_query
             ) from err
 
     def _warm_size(self) -> None:

@@ -80,3 +80,24 @@ def test_importing_plugin_loads_no_key_or_client_code() -> None:
     )
 
     assert out.stdout.strip() == "[]"
+
+
+def test_plugin_imports_on_interface_without_exceptions_module() -> None:
+    # Interface 4.1/4.2 (allowed by our bounds) has no `exceptions` module;
+    # an ImportError there would break every `snakemake` call.
+    code = (
+        "import sys, snakemake_interface_storage_plugins.storage_object\n"
+        "sys.modules['snakemake_interface_storage_plugins.exceptions'] = None\n"
+        "from snakemake_storage_plugin_ghga import storage_object as so\n"
+        "err = so.FileOrDirectoryNotFoundError('p/x', 'ghga://GHGAF1')\n"
+        "print(type(err).__module__, err.query, err)"
+    )
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert out.stdout.strip() == (
+        "snakemake_storage_plugin_ghga.storage_object ghga://GHGAF1 "
+        "Storage object ghga://GHGAF1 not found in storage (local path: p/x)."
+    )

@@ -353,8 +353,11 @@ def test_managed_size_of_missing_accession_is_not_found(
 ) -> None:
     obj = make_provider().object("ghga://GHGAF9")
 
-    with pytest.raises(FileOrDirectoryNotFoundError):
+    with pytest.raises(FileOrDirectoryNotFoundError) as info:
         asyncio.run(obj.managed_size())
+
+    assert info.value.local_path == obj.local_path()
+    assert info.value.query == "ghga://GHGAF9"
 
 
 def test_managed_checksum_wraps_engine_error(
