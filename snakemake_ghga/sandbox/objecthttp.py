@@ -11,6 +11,7 @@ buffers (PUT) or with sendfile (GET); no object is ever held in memory.
 import hashlib
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from .http import FileSlice, Request, Response, Router
 from .objects import FileObjectStore
@@ -23,6 +24,8 @@ _MAX_PART_NUMBER = 10_000
 _BUFFER_BYTES = 4 * 1024 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _KEY = r"(?P<key>(?:inbox|outbox)/[A-Za-z0-9-]+)"
+# Shared by all PUTs; each PUT has at most one hashing task queued at a time.
+_HASHERS = ThreadPoolExecutor(8, thread_name_prefix="sandbox-md5")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -100,20 +103,42 @@ def _part_number(text: str) -> int:
     return int(text)
 
 
+def _fill(request: Request, buffer: memoryview) -> int:
+    filled = 0
+    while filled < len(buffer) and request.body.remaining:
+        filled += request.body.readinto(buffer[filled:])
+    return filled
+
+
 def _receive(request: Request, fd: int) -> str:
-    """Stream the request body into `fd`; return its MD5 hex."""
+    """Stream the request body into `fd`; return its MD5 hex.
+
+    MD5 (the slowest step) runs on a hashing thread while this thread writes
+    the same buffer and receives the next one into the other of two buffers.
+    """
     digest = hashlib.md5()
-    buffer = memoryview(bytearray(min(_BUFFER_BYTES, max(request.body.length, 1))))
-    while request.body.remaining:
-        filled = 0
-        while filled < len(buffer) and request.body.remaining:
-            filled += request.body.readinto(buffer[filled:])
-        chunk = buffer[:filled]
-        digest.update(chunk)
-        written = 0
-        while written < filled:
-            written += os.write(fd, chunk[written:])
+    size = min(_BUFFER_BYTES, max(request.body.length, 1))
+    buffers = [memoryview(bytearray(size)), memoryview(bytearray(size))]
+    pending: Future[None] | None = None
+    index = 0
+    try:
+        while request.body.remaining:
+            chunk = buffers[index % 2][: _fill(request, buffers[index % 2])]
+            if pending is not None:
+                pending.result()
+            pending = _HASHERS.submit(digest.update, chunk)
+            _write_all(fd, chunk)
+            index += 1
+    finally:
+        if pending is not None:
+            pending.result()
     return digest.hexdigest()
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
 
 
 def _get_object(store: FileObjectStore, request: Request) -> Response:
