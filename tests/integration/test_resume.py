@@ -1,5 +1,6 @@
 """kill -9 mid-upload and mid-download, then rerun the same command: it resumes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -69,6 +70,17 @@ def _run_and_kill(argv: list[str], until: Callable[[], bool]) -> None:
         process.wait()
 
 
+def _journal_has_upload(temp_dir: Path) -> bool:
+    """True once a journal names its server-side upload (after the create)."""
+    for path in temp_dir.glob("*.journal"):
+        try:
+            if json.loads(path.read_text().splitlines()[0])["file_id"]:
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False
+
+
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     return tmp_path / "token"
@@ -98,7 +110,7 @@ def test_upload_killed_then_rerun_resumes(
         argv,
         lambda: (
             _s3_ok(sandbox, "PUT", 0) >= kill_after_parts
-            and any(temp_dir.glob("*.journal"))
+            and _journal_has_upload(temp_dir)
         ),
     )
     before = len(sandbox.request_log())
