@@ -87,9 +87,12 @@ class _Bar:
 class BarProgress:
     """A bar per file in flight, redrawn at most 10 times a second."""
 
-    def __init__(self, stream: TextIO, width: int = 30) -> None:
+    def __init__(
+        self, stream: TextIO, width: int = 30, min_interval_s: float = 0.1
+    ) -> None:
         self._stream = stream
         self._width = width
+        self._min_interval_s = min_interval_s
         self._bars: dict[str, _Bar] = {}
         self._lock = threading.Lock()
         self._drawn_lines = 0
@@ -130,7 +133,7 @@ class BarProgress:
 
     def _draw(self, force: bool) -> None:
         now = time.monotonic()
-        if not force and now - self._last_draw < 0.1:
+        if not force and now - self._last_draw < self._min_interval_s:
             return
         self._last_draw = now
         self._clear()
