@@ -92,7 +92,8 @@ def _upload_has_receipt() -> bool:
     return "--receipt" in usage.stdout
 
 
+RECEIPT_SUPPORTED = _upload_has_receipt()
 needs_receipt = pytest.mark.skipif(
-    not _upload_has_receipt(),
+    not RECEIPT_SUPPORTED,
     reason="`ghga-transfer upload --receipt FILE` is not implemented yet",
 )
