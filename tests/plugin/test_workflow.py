@@ -208,3 +208,57 @@ def test_docs_example_workflow_runs(tmp_path: Path) -> None:
     assert archived[summary.accession].decrypted_sha256 == (
         hashlib.sha256(b"6\t2\n").hexdigest()
     )
+
+
+TAGGED_SNAKEFILE = """
+storage wp_a:
+    provider="ghga",
+
+storage wp_b:
+    provider="ghga",
+
+rule both:
+    input:
+        a=storage.wp_a("ghga://{a}"),
+        b=storage.wp_b("ghga://{b}"),
+    output:
+        "both.txt",
+    shell:
+        "cat {{input.a}} {{input.b}} > {{output}}"
+"""
+
+
+def test_tagged_providers_use_their_own_work_packages(tmp_path: Path) -> None:
+    # Each token's work package holds one accession only: mixing up the tags
+    # would make an input missing.
+    with Sandbox(tmp_path / "state") as sandbox:
+        archived = archive_files(
+            sandbox, tmp_path / "src", {"a.txt": b"from A\n", "b.txt": b"from B\n"}
+        )
+        acc_a, acc_b = sorted(archived)
+        keys = make_key_pair(tmp_path / "keys", "user")
+        (tmp_path / "Snakefile").write_text(TAGGED_SNAKEFILE.format(a=acc_a, b=acc_b))
+        token_a = sandbox.download_token(keys.public, [acc_a])
+        token_b = sandbox.download_token(keys.public, [acc_b])
+        command = [
+            tool("snakemake"), "--cores", "1", "--directory", str(tmp_path),
+            "--storage-ghga-my-public-key", str(keys.public_path),
+            "--storage-ghga-my-private-key", str(keys.secret_path),
+        ]  # fmt: skip
+        env = {
+            "SNAKEMAKE_STORAGE_GHGA_WKVS_URL": sandbox.wkvs_url,
+            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": (
+                f"[wp_a::{token_a}, wp_b::{token_b}]"
+            ),
+        }
+        result = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "both.txt").read_text() == "from A\nfrom B\n"
