@@ -1,0 +1,346 @@
+"""Transfers: ghga-transfer vs the official ghga-connector 4.0.1, same sandbox.
+
+Usage: python benchmarks/bench_transfer.py [--size-mib 2048] [--part-mib 64]
+           [--work DIR] [--skip-official] [--extra-part-mib 512]
+
+One sandbox (`ghga-transfer sandbox serve`, its own process, state on tmpfs)
+serves every run. Each client runs as a child process, so wall time, user+sys
+CPU and peak RSS come from os.wait4 for the client alone; request counts come
+from the sandbox's request log. Runs: our upload with the temp dir on disk and
+on tmpfs, the official batch-upload; our download to plaintext, the official
+download + decrypt (summed). Every run waits until the sandbox's interrogation
+of the previous upload is over, so no server work overlaps a measurement.
+MB/s = 10^6 plaintext bytes per second of wall time.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from snakemake_ghga import keys  # noqa: E402
+from snakemake_ghga.sandbox.app import Sandbox  # noqa: E402
+from tests.support.official_connector import (  # noqa: E402
+    connector_executable,
+    prepare_workdir,
+)
+
+BIN = Path(sys.executable).parent
+MB = 1_000_000
+MiB = 1024 * 1024
+
+
+@dataclass
+class Run:
+    name: str
+    wall_s: float
+    cpu_s: float
+    rss_mib: float
+    requests: Counter[str]
+    plain_bytes: int
+
+    @property
+    def mb_s(self) -> float:
+        return self.plain_bytes / self.wall_s / MB
+
+    @property
+    def cpu_per_gib(self) -> float:
+        return self.cpu_s / (self.plain_bytes / 1024**3)
+
+
+def _measure(
+    cmd: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None
+) -> tuple[float, float, float]:
+    """Run cmd; return wall, user+sys CPU and peak RSS (MiB) from wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(stdin or "")
+    proc.stdin.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out = (proc.stdout.read() if proc.stdout else "") + (
+        proc.stderr.read() if proc.stderr else ""
+    )
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{out[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+class Bench:
+    """The sandbox process, keys, input file and helpers for one benchmark run."""
+
+    def __init__(self, work: Path, state: Path, size: int) -> None:
+        self.work, self.state, self.size = work, state, size
+        self.secret, self.public = keys.generate_key_pair()
+        keys.write_private_key(work / "key.sec", self.secret)
+        keys.write_public_key(work / "key.pub", self.public)
+        self.source = work / "input.bin"
+        if not self.source.exists() or self.source.stat().st_size != size:
+            _random_file(self.source, size)
+        self.server = subprocess.Popen(
+            [str(BIN / "ghga-transfer"), "sandbox", "serve", "--state", str(state)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.wkvs_url = _wait_for(state / "wkvs_url").strip()
+        self.sandbox = Sandbox(state)
+
+    def close(self) -> None:
+        self.server.terminate()
+        self.server.wait()
+
+    def log_mark(self) -> int:
+        return len(self.sandbox.request_log())
+
+    def counts(self, mark: int) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for entry in self.sandbox.request_log()[mark:]:
+            counts[f"{entry['method']} {entry['path'].strip('/').split('/')[0]}"] += 1
+        return counts
+
+    def settle(self) -> None:
+        """Wait until no upload is in state inbox (interrogation finished)."""
+        while any(u.state in ("init", "inbox") for u in self.sandbox.uploads()):
+            time.sleep(0.2)
+
+    def ours(self, args: list[str], token: str) -> tuple[float, float, float]:
+        env = {
+            **os.environ,
+            "GHGA_WKVS_URL": self.wkvs_url,
+            "GHGA_WORK_PACKAGE_TOKEN": token,
+        }
+        return _measure([str(BIN / "ghga-transfer"), *args, "--quiet"], env, self.work)
+
+    def official(
+        self, args: list[str], token: str | None, part: int, cwd: Path
+    ) -> tuple[float, float, float]:
+        prepare_workdir(cwd, self.secret, self.public)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_")}
+        env.update(
+            GHGA_CONNECTOR_WKVS_API_URL=self.wkvs_url,
+            HOME=str(cwd),
+            GHGA_CONNECTOR_PART_SIZE=str(part),
+            NO_PROXY="127.0.0.1",
+        )
+        cmd = [str(connector_executable()), *args]
+        return _measure(cmd, env, cwd, f"{token}\n" if token else None)
+
+
+def _random_file(path: Path, size: int) -> None:
+    with path.open("wb") as handle:
+        for offset in range(0, size, 64 * MiB):
+            handle.write(os.urandom(min(64 * MiB, size - offset)))
+
+
+def _wait_for(path: Path, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the sandbox did not start ({path} missing)")
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def upload_ours(bench: Bench, alias: str, tmp_dir: Path, part_mib: int) -> Run:
+    bench.settle()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    mark = bench.log_mark()
+    token = bench.sandbox.upload_token(bench.public)
+    wall, cpu, rss = bench.ours(
+        [
+            "upload",
+            "--alias",
+            alias,
+            "--tmp-dir",
+            str(tmp_dir),
+            "--part-size",
+            str(part_mib),
+            str(bench.source),
+        ],
+        token,
+    )
+    return Run(f"ours upload ({alias})", wall, cpu, rss, bench.counts(mark), bench.size)
+
+
+def upload_official(bench: Bench, part_mib: int) -> Run:
+    bench.settle()
+    work = bench.work / "official-up"
+    work.mkdir(exist_ok=True)
+    (work / "files.tsv").write_text(f"{bench.source}\tofficial.bin\n")
+    mark = bench.log_mark()
+    token = bench.sandbox.upload_token(bench.public)
+    wall, cpu, rss = bench.official(
+        ["batch-upload", "--tsv", "files.tsv"], token, part_mib * MiB, work
+    )
+    return Run("official batch-upload", wall, cpu, rss, bench.counts(mark), bench.size)
+
+
+def download_ours(bench: Bench, accession: str, out: Path, part_mib: int) -> Run:
+    bench.settle()
+    shutil.rmtree(out, ignore_errors=True)
+    mark = bench.log_mark()
+    token = bench.sandbox.download_token(bench.public, [accession])
+    wall, cpu, rss = bench.ours(
+        ["download", "--output-dir", str(out), "--part-size", str(part_mib), accession],
+        token,
+    )
+    return Run(
+        f"ours download -> plaintext ({out.parent.name})",
+        wall,
+        cpu,
+        rss,
+        bench.counts(mark),
+        bench.size,
+    )
+
+
+def download_official(bench: Bench, accession: str, part_mib: int) -> Run:
+    bench.settle()
+    work = bench.work / "official-down"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "enc").mkdir(parents=True)
+    mark = bench.log_mark()
+    token = bench.sandbox.download_token(bench.public, [accession])
+    down = bench.official(
+        ["download", "--output-dir", "enc"], token, part_mib * MiB, work
+    )
+    dec = bench.official(
+        ["decrypt", "--input-dir", "enc", "--output-dir", "plain"],
+        None,
+        part_mib * MiB,
+        work,
+    )
+    return Run(
+        "official download + decrypt",
+        down[0] + dec[0],
+        down[1] + dec[1],
+        max(down[2], dec[2]),
+        bench.counts(mark),
+        bench.size,
+    )
+
+
+def _table(runs: list[Run]) -> str:
+    lines = [
+        "| run | wall s | MB/s | CPU s | CPU s/GiB | peak RSS MiB | requests |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run.requests.items()))
+        lines.append(
+            f"| {run.name} | {run.wall_s:.1f} | {run.mb_s:.0f} | {run.cpu_s:.1f} | "
+            f"{run.cpu_per_gib:.1f} | {run.rss_mib:.0f} | {counts} |"
+        )
+    return "\n".join(lines)
+
+
+def _ratios(runs: dict[str, Run]) -> list[str]:
+    notes = []
+    pairs = [
+        ("up-tmpfs", "official-up", 2.5),
+        ("up-disk", "official-up", 2.0),
+        ("down", "official-down", 2.0),
+    ]
+    for ours, theirs, target in pairs:
+        if ours in runs and theirs in runs:
+            speed = runs[ours].mb_s / runs[theirs].mb_s
+            cpu = runs[ours].cpu_per_gib / runs[theirs].cpu_per_gib
+            notes.append(
+                f"- {runs[ours].name}: {speed:.2f}x the official throughput "
+                f"(target >= {target}x), CPU/GiB {cpu:.2f}x (target <= 0.5x)"
+            )
+    return notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=2048)
+    parser.add_argument("--part-mib", type=int, default=64)
+    parser.add_argument(
+        "--extra-part-mib",
+        type=int,
+        default=0,
+        help="also run ours with this part size (RSS check)",
+    )
+    parser.add_argument("--work", type=Path, default=REPO / ".bench" / "transfer")
+    parser.add_argument("--tmpfs", type=Path, default=Path("/dev/shm"))
+    parser.add_argument("--skip-official", action="store_true")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    state = args.tmpfs / f"ghga-bench-sandbox-{os.getpid()}"
+    bench = Bench(args.work, state, args.size_mib * MiB)
+    runs: dict[str, Run] = {}
+    try:
+        runs.update(_run_all(bench, args))
+    finally:
+        bench.close()
+        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(args.tmpfs / "ghga-bench-tmp", ignore_errors=True)
+    report = "\n".join(
+        [
+            f"{args.size_mib} MiB random file, {args.part_mib} MiB parts, "
+            "default workers; client measured alone (os.wait4)",
+            "",
+            _table(list(runs.values())),
+            "",
+            *_ratios(runs),
+        ]
+    )
+    print(report)
+    (args.work / "results.md").write_text(report + "\n")
+
+
+def _run_all(bench: Bench, args: argparse.Namespace) -> dict[str, Run]:
+    part = args.part_mib
+    runs = {
+        "up-disk": upload_ours(bench, "disk.bin", bench.work / "tmp", part),
+        "up-tmpfs": upload_ours(
+            bench, "tmpfs.bin", args.tmpfs / "ghga-bench-tmp", part
+        ),
+    }
+    if not args.skip_official:
+        runs["official-up"] = upload_official(bench, part)
+    bench.settle()
+    accession = next(
+        u.accession
+        for u in bench.sandbox.uploads()
+        if u.alias == "disk.bin" and u.accession
+    )
+    runs["down"] = download_ours(bench, accession, bench.work / "disk" / "out", part)
+    runs["down-tmpfs"] = download_ours(
+        bench, accession, args.tmpfs / "ghga-bench-tmp" / "out", part
+    )
+    if not args.skip_official:
+        runs["official-down"] = download_official(bench, accession, part)
+    if args.extra_part_mib:
+        extra = args.extra_part_mib
+        runs["up-extra"] = upload_ours(
+            bench, f"part{extra}.bin", args.tmpfs / "ghga-bench-tmp", extra
+        )
+        runs["up-extra"].name += f" {extra} MiB parts"
+        runs["down-extra"] = download_ours(
+            bench, accession, bench.work / "extra" / "out", extra
+        )
+        runs["down-extra"].name += f" {extra} MiB parts"
+    return runs
+
+
+if __name__ == "__main__":
+    main()
