@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_ghga.errors import GhgaError
-from snakemake_ghga.sandbox.app import Sandbox
+from snakemake_ghga.sandbox import Sandbox
 from snakemake_storage_plugin_ghga import StorageProvider, StorageProviderSettings
 from tests.conftest import KeyPair, make_key_pair
 

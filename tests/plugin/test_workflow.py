@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga.sandbox.app import Sandbox
+from snakemake_ghga.sandbox import Sandbox
 from tests.conftest import KeyPair, make_key_pair, tool
 from tests.plugin.conftest import archive_files
 
