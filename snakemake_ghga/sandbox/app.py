@@ -98,15 +98,7 @@ class Sandbox:
         self._hub = load_or_create_hub_keys(self.state_dir)
         self._store = self._make_store(s3_endpoint_url, url_ttl_s)
         self._interrogator = Interrogator(self._state, self._store, self._hub)
-        self._ctx = ServiceContext(
-            state=self._state,
-            signer=WorkOrderSigner(self.state_dir / "wps_signing_key.pem"),
-            store=self._store,
-            interrogator=self._interrogator,
-            hub_public_key=self._hub.public_key,
-            stage_delay_s=stage_delay_s,
-            url_ttl_s=url_ttl_s,
-        )
+        self._ctx = self._context(stage_delay_s, url_ttl_s)
         self._log = RequestLog(self.state_dir / "requests.jsonl")
         self._server: SandboxHttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -122,6 +114,17 @@ class Sandbox:
             self.state_dir / "object_signing.key", lambda: secrets.token_bytes(32)
         )
         return FileObjectStore(self.state_dir, signing_key, url_ttl_s)
+
+    def _context(self, stage_delay_s: float, url_ttl_s: int) -> ServiceContext:
+        return ServiceContext(
+            state=self._state,
+            signer=WorkOrderSigner(self.state_dir / "wps_signing_key.pem"),
+            store=self._store,
+            interrogator=self._interrogator,
+            hub_public_key=self._hub.public_key,
+            stage_delay_s=stage_delay_s,
+            url_ttl_s=url_ttl_s,
+        )
 
     def _router(self) -> Router:
         router = Router()

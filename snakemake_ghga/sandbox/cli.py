@@ -79,14 +79,12 @@ def _add_serve(commands: "Subparsers") -> None:
         metavar="SECONDS",
         help="answer 202 + Retry-After this long per file (default 0)",
     )
-    serve.add_argument(
-        "--fault-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="probability of an injected 503 or cut transfer",
-    )
-    serve.add_argument("--seed", type=int, default=0, help="seed of the faults")
+    _add_storage_options(serve)
+    _add_fault_options(serve)
+    serve.set_defaults(handler=_serve)
+
+
+def _add_storage_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--s3-endpoint-url",
         metavar="URL",
@@ -99,7 +97,17 @@ def _add_serve(commands: "Subparsers") -> None:
         metavar="BYTES",
         help="size limit of new upload boxes",
     )
-    serve.set_defaults(handler=_serve)
+
+
+def _add_fault_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="probability of an injected 503 or cut transfer",
+    )
+    serve.add_argument("--seed", type=int, default=0, help="seed of the faults")
 
 
 def _add_token(commands: "Subparsers") -> None:
