@@ -149,10 +149,14 @@ def test_workflow_second_run_does_nothing(run: Run) -> None:
 
 
 def test_workflow_forcerun_replaces_the_upload(run: Run) -> None:
-    result = run.snakemake("--forcerun", "sizes")
+    result = run.snakemake("--forcerun", "sizes", "--verbose")
 
     states = [u.state for u in run.sandbox.uploads() if u.alias == ALIASES[1]]
+    output = result.stdout + result.stderr
     assert result.returncode == 0, result.stderr
+    for name in ("DOWNLOAD", "UPLOAD"):
+        sealed = run.env[f"SNAKEMAKE_STORAGE_GHGA_{name}_TOKEN"].split(":")[1]
+        assert sealed not in output
     assert states[0] == "cancelled"
     assert states[-1] in ("inbox", "interrogated")
     assert len(states) == 2
@@ -161,8 +165,8 @@ def test_workflow_forcerun_replaces_the_upload(run: Run) -> None:
 def test_workflow_token_for_other_key_fails_clearly(run: Run, tmp_path: Path) -> None:
     other = make_key_pair(tmp_path, "other")
     token = run.sandbox.download_token(other.public)
-    run.env["SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN"] = token
-    fresh = Run(run.sandbox, run.keys, tmp_path / "work", run.contents, run.env)
+    env = {**run.env, "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": token}
+    fresh = Run(run.sandbox, run.keys, tmp_path / "work", run.contents, env)
 
     result = fresh.snakemake()
 
