@@ -28,6 +28,7 @@ Design decisions (documented for users in docs/further.md):
 """
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -93,8 +94,21 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
 
     provider: "StorageProvider"
 
-    def __post_init__(self) -> None:
-        self.parsed: GhgaQuery = parse_query(self.query)
+    @functools.cached_property
+    def parsed(self) -> GhgaQuery:
+        """The query's kind and accession or alias.
+
+        Parsed on first use, not in `__post_init__`: Snakemake builds the object
+        for a query with filled-in wildcards *before* it validates it, and only
+        reports an invalid query nicely if creating the object did not raise.
+
+        Raises:
+            WorkflowError: the query is invalid (with the reason).
+        """
+        try:
+            return parse_query(self.query)
+        except ValueError as err:
+            raise WorkflowError(str(err)) from err
 
     @property
     def catalog(self) -> "RemoteCatalog":

@@ -78,3 +78,34 @@ def test_bad_setting_fails_workflow_using_plugin_with_clear_message(
         result.stderr
     )
     assert not (tmp_path / "done.txt").exists()
+
+
+WILDCARD_SNAKEFILE = (
+    "rule all:\n"
+    '    input: "out/sample1.txt"\n'
+    "rule get:\n"
+    '    input: storage.ghga("ghga://{name}")\n'
+    '    output: "out/{name}.txt"\n'
+    '    shell: "cp {input} {output}"\n'
+)
+
+
+def test_invalid_wildcard_value_reported_as_invalid_query(
+    tmp_path: Path, user_keys: KeyPair
+) -> None:
+    (tmp_path / "Snakefile").write_text(WILDCARD_SNAKEFILE)
+
+    result = _snakemake(
+        "--cores", "1",
+        "--storage-ghga-my-public-key", str(user_keys.public_path),
+        "--storage-ghga-my-private-key", str(user_keys.secret_path),
+        cwd=tmp_path,
+        SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN="wp:token",
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert (
+        "query ghga://sample1 is invalid: 'sample1' is not a file accession"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -373,3 +373,17 @@ def test_managed_checksum_wraps_engine_error(
 
     assert "Failed to get checksum of ghga://GHGAF1" in str(info.value)
     assert "download token expired. Request a new one" in str(info.value)
+
+
+def test_invalid_query_object_builds_and_reports_reason(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    obj = make_provider().object("ghga://sample1")
+
+    validation = obj.is_valid_query()
+
+    assert not validation
+    assert "is not a file accession" in str(validation.reason)
+    with pytest.raises(WorkflowError, match="invalid GHGA query 'ghga://sample1'"):
+        obj.exists()
+    assert fake_client.calls == {}
