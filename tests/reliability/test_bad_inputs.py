@@ -358,7 +358,7 @@ def test_too_many_open_uploads_is_waited_out(
         time.sleep(3)
         assert proc.poll() is None, proc.communicate()  # still waiting, not failed
         client.api.delete_upload(blockers[0].file_id)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert world.accession_sha256("small.bin") == file_sha256(small_input) or (
