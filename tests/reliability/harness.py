@@ -412,3 +412,131 @@ def trial_problems(trial: KillTrial) -> list[str]:
     if trial.leftover_after_success:
         problems.append(f"{label}: left behind {list(trial.leftover_after_success)}")
     return problems
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    """What a fault soak did and found."""
+
+    files: int
+    total_bytes: int
+    upload_runs: int
+    download_runs: int
+    faults_injected: int
+    expired_url_refusals: int
+    wot_requests: int
+    wrongly_reported_done: list[str]
+    not_identical: list[str]
+    tracebacks: int
+    last_exit: tuple[int, int]
+
+
+def soak_sizes(seed: int, count: int, max_size: int) -> list[int]:
+    """Mixed sizes from 1 B to max_size: the edges plus a seeded log-uniform spread."""
+    rng = random.Random(seed)
+    edges = [1, 65_535, 65_536, 65_537, max_size]
+    spread = [
+        max(1, int(2 ** rng.uniform(0, max_size.bit_length() - 1)))
+        for _ in range(count - len(edges))
+    ]
+    return edges + spread
+
+
+def _reported(stdout: str, verb: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith(verb)]
+
+
+def run_soak(
+    world: World, sizes: list[int], *, part_size_mib: int = 5, max_runs: int = 4
+) -> SoakResult:
+    """Upload then download every file through a faulty sandbox; rerun until done.
+
+    After every run, each file the CLI reported as done is checked against the
+    Data Hub's SHA-256 (uploads) or the bytes on disk (downloads).
+    """
+    src = world.root / "soak-src"
+    files = [random_file(src / f"f{i:03d}-{n}.bin", n) for i, n in enumerate(sizes)]
+    digests = {p.name: file_sha256(p) for p in files}
+    tsv = world.root / "soak.tsv"
+    tsv.write_text("".join(f"{p}\t{p.name}\n" for p in files))
+    mark = len(world.sandbox.request_log())
+    wrong: list[str] = []
+    tracebacks = 0
+    up_token = world.token_file("upload")
+    tmp_dir = world.root / "soak-tmp"
+    tmp_dir.mkdir()
+    up_runs, up_exit = 0, -1
+    while up_runs < max_runs and up_exit != 0:
+        up_runs += 1
+        done = world.run(
+            world.argv(
+                "upload",
+                "--tsv",
+                str(tsv),
+                "--tmp-dir",
+                str(tmp_dir),
+                token_file=up_token,
+                part_size_mib=part_size_mib,
+            )
+        )
+        up_exit, tracebacks = (
+            done.returncode,
+            tracebacks + done.stderr.count("Traceback"),
+        )
+        for line in _reported(done.stdout, "uploaded "):
+            alias = line.split(" as ")[1].split(" ")[0]
+            if world.accession_sha256(alias) != digests[alias]:
+                wrong.append(f"upload {alias}")
+    accessions = {}
+    for path in files:
+        info = world.sandbox.wait_interrogated(path.name, timeout_s=300)
+        accessions[info.accession] = path.name
+    down_token = world.token_file("download", [a for a in accessions if a])
+    out = world.root / "soak-out"
+    down_runs, down_exit = 0, -1
+    while down_runs < max_runs and down_exit != 0:
+        down_runs += 1
+        done = world.run(
+            world.argv(
+                "download",
+                *[a for a in accessions if a],
+                "--output-dir",
+                str(out),
+                token_file=down_token,
+                part_size_mib=part_size_mib,
+            )
+        )
+        down_exit = done.returncode
+        tracebacks += done.stderr.count("Traceback")
+        for line in _reported(done.stdout, "GHGA"):
+            accession, path = (
+                line.split(" ")[0],
+                Path(line.split(" to ")[1].split(" (")[0]),
+            )
+            if file_sha256(path) != digests.get(accessions.get(accession, ""), "?"):
+                wrong.append(f"download {accession}")
+    not_identical = [
+        name
+        for accession, name in accessions.items()
+        if accession is None
+        or not (out / f"{accession}.bin").is_file()
+        or file_sha256(out / f"{accession}.bin") != digests[name]
+    ]
+    log = world.sandbox.request_log()[mark:]
+    return SoakResult(
+        files=len(files),
+        total_bytes=sum(sizes),
+        upload_runs=up_runs,
+        download_runs=down_runs,
+        faults_injected=sum(1 for e in log if e["fault"]),
+        expired_url_refusals=sum(
+            1 for e in log if e["path"].startswith("/s3") and e["status"] == 403
+        ),
+        wot_requests=sum(
+            1 for e in log if e["method"] == "POST" and "work-order-tokens" in e["path"]
+        ),
+        wrongly_reported_done=wrong,
+        not_identical=not_identical,
+        tracebacks=tracebacks,
+        last_exit=(up_exit, down_exit),
+    )
