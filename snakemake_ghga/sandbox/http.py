@@ -1,6 +1,7 @@
-"""The sandbox's HTTP plumbing: requests, responses, routing, and the threaded server.
+"""The sandbox's HTTP plumbing: routing and the threaded HTTP/1.1 server.
 
-Imports only the stdlib and the sandbox's `problems`, `faults` and `requestlog`.
+Imports only the stdlib and the sandbox's `messages`, `problems`, `faults` and
+`requestlog`; re-exports the message types for the services.
 Services register routes here; this module knows nothing of GHGA.
 
 Implementation notes:
@@ -13,20 +14,25 @@ Implementation notes:
 """
 
 import contextlib
-import json
 import logging
 import re
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.message import Message
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .faults import Fault, FaultInjector
+from .messages import (
+    BodyReader,
+    ConnectionCut,
+    FileSlice,
+    Request,
+    Response,
+    json_response,
+)
 from .problems import HttpProblem, S3Problem, json_problem_body, s3_error_body
 from .requestlog import RequestLog
 
@@ -46,119 +52,8 @@ logger = logging.getLogger(__name__)
 RouteKind = Literal["health", "api", "object"]
 _ServerRequest = socket.socket | tuple[bytes, socket.socket]
 _Address = tuple[str, int]
-_MAX_JSON_BYTES = 1 << 20
 _DRAIN_LIMIT_BYTES = 1 << 20
 _IDLE_TIMEOUT_S = 300
-
-
-class ConnectionCut(Exception):
-    """Raised inside a handler when an injected fault cuts the request body."""
-
-
-class BodyReader:
-    """Reads exactly Content-Length request bytes, optionally cut by a fault."""
-
-    def __init__(self, stream: "_Readable", length: int) -> None:
-        self.length = length
-        self.consumed = 0
-        self._stream = stream
-        self._cut_at: int | None = None
-
-    def cut_halfway(self) -> None:
-        """Make the body end, for the handler, halfway (an injected fault)."""
-        self._cut_at = self.length // 2
-
-    @property
-    def remaining(self) -> int:
-        """Bytes of the body not read yet."""
-        return self.length - self.consumed
-
-    def readinto(self, buffer: memoryview) -> int:
-        """Read up to len(buffer) body bytes; 0 at the end of the body.
-
-        Raises:
-            ConnectionCut: an injected fault cut the body here.
-            ConnectionError: the client closed the connection early.
-        """
-        limit = min(len(buffer), self.remaining)
-        if self._cut_at is not None:
-            if self.consumed >= self._cut_at:
-                raise ConnectionCut
-            limit = min(limit, self._cut_at - self.consumed)
-        if limit == 0:
-            return 0
-        got = self._stream.readinto(buffer[:limit])
-        if not got:
-            raise ConnectionError("client closed the connection mid-body")
-        self.consumed += got
-        return got
-
-    def read_all(self, max_bytes: int) -> bytes:
-        """Read the whole (small) body; HttpProblem 413 if it exceeds max_bytes."""
-        if self.remaining > max_bytes:
-            raise HttpProblem(413, "payloadTooLarge", "request body too large")
-        data = bytearray(self.remaining)
-        view = memoryview(data)
-        while self.remaining:
-            self.readinto(view[self.consumed :])
-        return bytes(data)
-
-
-class _Readable(Protocol):
-    def readinto(self, buffer: memoryview, /) -> int | None: ...
-
-
-@dataclass(slots=True)
-class Request:
-    """One parsed request as handed to a route handler."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Message
-    body: BodyReader
-    params: dict[str, str] = field(default_factory=dict)
-    base_url: str = ""
-
-    def json(self) -> object:
-        """Parse the body as JSON; HttpProblem 422 if it is not."""
-        raw = self.body.read_all(_MAX_JSON_BYTES)
-        try:
-            return json.loads(raw) if raw.strip() else None
-        except ValueError:
-            raise HttpProblem(422, "validationError", "body is not JSON") from None
-
-
-@dataclass(frozen=True, slots=True)
-class FileSlice:
-    """A byte range of a file, sent with sendfile."""
-
-    path: Path
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A handler's answer: status, headers and either bytes or a file slice."""
-
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    file_slice: FileSlice | None = None
-
-    @property
-    def body_length(self) -> int:
-        """Bytes the body will have on the wire."""
-        return self.file_slice.length if self.file_slice else len(self.body)
-
-
-def json_response(
-    status: int, payload: object, headers: tuple[tuple[str, str], ...] = ()
-) -> Response:
-    """Answer with a JSON body."""
-    body = json.dumps(payload).encode()
-    return Response(status, body, (("Content-Type", "application/json"), *headers))
 
 
 Handler = Callable[[Request], Response]
@@ -251,6 +146,14 @@ class SandboxHttpServer(ThreadingHTTPServer):
                 self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(
+        self, request: "_ServerRequest", client_address: "_Address"
+    ) -> None:
+        """Log instead of printing tracebacks; clients hanging up are routine."""
+        logger.debug(
+            "connection from %s ended abnormally", client_address, exc_info=True
+        )
+
     def close_connections(self) -> None:
         """Shut down every open keep-alive connection (used by stop)."""
         with self._connections_lock:
@@ -297,7 +200,11 @@ class _Handler(BaseHTTPRequestHandler):
         response = self._run(route.handler, request)
         if response is None:  # the body was cut: drop the connection unanswered
             self.server.log.append(
-                request.method, request.path, 0, request.body.consumed, "cut"
+                request.method,
+                request.path,
+                0,
+                request.body.consumed,
+                fault.value if fault else None,
             )
             self.close_connection = True
             return
@@ -324,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
             return handler(request)
         except (HttpProblem, S3Problem) as err:
             return _problem_response(err, request.path)
-        except ConnectionCut:
+        except (ConnectionCut, ConnectionError):  # injected, or the client left
             return None
         except Exception:
             logger.exception(
@@ -336,7 +243,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _finish(
         self, request: Request, response: Response, fault: Fault | None
     ) -> None:
+        """Log, then answer: a client that has the answer finds it in the log."""
         self._settle_body(request)
+        cut = fault == Fault.CUT
+        length = 0 if request.method == "HEAD" else response.body_length
+        sending = length // 2 if cut else length
+        size = request.body.consumed if request.method == "PUT" else sending
+        fault_name = fault.value if fault else None
+        self.server.log.append(
+            request.method, request.path, response.status, size, fault_name
+        )
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -344,14 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        sent = 0
-        if request.method != "HEAD":
-            sent = self._send_body(response, cut=fault == Fault.CUT)
-        size = request.body.consumed if request.method == "PUT" else sent
-        fault_name = fault.value if fault else None
-        self.server.log.append(
-            request.method, request.path, response.status, size, fault_name
-        )
+        try:
+            self._send_body(response, sending, cut)
+        except OSError:  # the client hung up mid-body
+            self.close_connection = True
 
     def _settle_body(self, request: Request) -> None:
         """Drain a small unread body to keep the connection; else close it."""
@@ -363,19 +275,15 @@ class _Handler(BaseHTTPRequestHandler):
         except (ConnectionError, ConnectionCut, HttpProblem):
             self.close_connection = True
 
-    def _send_body(self, response: Response, cut: bool) -> int:
-        length = response.body_length
-        limit = length // 2 if cut else length
+    def _send_body(self, response: Response, length: int, cut: bool) -> None:
         if response.file_slice is None:
-            self.wfile.write(response.body[:limit])
-            sent = limit
+            self.wfile.write(response.body[:length])
         else:
-            sent = self._send_file(response.file_slice, limit)
+            self._send_file(response.file_slice, length)
         if cut:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-        return sent
 
     def _send_file(self, file_slice: FileSlice, limit: int) -> int:
         if limit == 0:  # socket.sendfile treats count=0 as "to the end"

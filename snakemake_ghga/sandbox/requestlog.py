@@ -14,7 +14,13 @@ __all__ = ["RequestLog", "RequestLogEntry"]
 
 
 class RequestLogEntry(TypedDict):
-    """One logged request; `bytes` counts body bytes received (PUT) or sent."""
+    """One logged request.
+
+    `bytes` counts body bytes received (PUT) or sent (others; half the body
+    when a fault cuts it). An entry is written before its answer goes out.
+    `status` 0 means the connection was dropped unanswered (an injected cut,
+    or the client left mid-body).
+    """
 
     time: float
     method: str
