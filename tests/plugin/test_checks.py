@@ -10,19 +10,17 @@ from snakemake_ghga.config import MiB
 from snakemake_storage_plugin_ghga import StorageProviderSettings
 from snakemake_storage_plugin_ghga.checks import check_settings, option_name
 from tests.conftest import KeyPair, make_key_pair
-
-TOKEN = "GHGA-WP-0000000000000000:c2VjcmV0LXRva2VuLXRoYXQtbXVzdC1uZXZlci1sZWFr"
+from tests.plugin.conftest import TOKEN, plugin_settings
 
 
 def _settings(keys: KeyPair, **changes: object) -> StorageProviderSettings:
+    """Download-only settings with a trailing '/' on the URL."""
     values: dict[str, object] = {
         "wkvs_url": "http://127.0.0.1:8080/.well-known/",
-        "my_public_key": keys.public_path,
-        "my_private_key": keys.secret_path,
-        "download_token": TOKEN,
+        "upload_token": None,
     }
     values.update(changes)
-    return StorageProviderSettings(**values)
+    return plugin_settings(keys, **values)
 
 
 def _error(settings: StorageProviderSettings, argv: list[str] | None = None) -> str:

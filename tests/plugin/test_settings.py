@@ -10,8 +10,9 @@ import pytest
 from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
 
 from snakemake_storage_plugin_ghga import StorageProviderSettings, settings
+from tests.plugin.conftest import TOKEN
 
-SECRET = "GHGA-WP-0000000000000000:c2VjcmV0LXRva2VuLXRoYXQtbXVzdC1uZXZlci1sZWFr"
+SECRET = TOKEN
 
 
 def _parse(argv: list[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
