@@ -123,7 +123,10 @@ if ghga-transfer upload --help | grep -q -- --receipt; then
         snakemake --snakefile "$workflows/Snakefile.wrappers" --directory wrapper-run \
         --configfile config.yaml --config upload_prefix=demo/wrappers --cores 2 \
         --quiet host progress
-    python -m json.tool wrapper-run/results/upload_receipt.json | head -n 20
+    echo "The upload receipt, one line per file:"
+    python -c 'import json, sys
+for entry in json.load(open(sys.argv[1]))["files"]:
+    print(json.dumps(entry))' wrapper-run/results/upload_receipt.json
 else
     echo "(skipped: this ghga-transfer lacks 'upload --receipt', which the upload wrapper needs)"
 fi

@@ -101,8 +101,9 @@ def test_upload_wrapper_uploads_and_writes_a_receipt(
         assert upload.state == "interrogated", upload.failure_reason
         assert entry["file_id"] == upload.id
         assert entry["plain_size"] == upload.decrypted_size
-        assert entry["plain_sha256"] == upload.decrypted_sha256
-        assert entry["encrypted_size"] > entry["plain_size"]
+        assert entry["encrypted_size"] == upload.encrypted_size
+        archived = {a.accession: a for a in ghga.sandbox.accessions()}
+        assert entry["plain_sha256"] == archived[upload.accession].decrypted_sha256
 
 
 def test_encrypt_wrapper_output_decrypts_with_the_reference_library(
