@@ -4,10 +4,12 @@ See nextflow_task.py for what "runs as a Nextflow task" means without Nextflow.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import reftrace
+import yaml
 
 from snakemake_ghga import __version__
 from tests.workflows.conftest import EXAMPLES, Ghga, needs_receipt, seed, tool_env
@@ -48,6 +50,22 @@ def test_module_declares_conda_env_secret_and_versions_topic(module: str) -> Non
     assert f"secret 'GHGA_{module.upper()}_TOKEN'" in text
     assert "topic: versions, emit: versions_ghga_transfer" in text
     assert "task.ext.when == null || task.ext.when" in text
+
+
+@pytest.mark.parametrize("module", ["download", "upload"])
+def test_meta_yml_documents_every_emit_and_the_version_command(module: str) -> None:
+    meta = yaml.safe_load((MODULES / module / "meta.yml").read_text())
+    process = Process.from_file(MODULES / module / "main.nf")
+    text = (MODULES / module / "main.nf").read_text()
+    emits = re.findall(r"emit: (\w+)", text)
+
+    assert meta["name"] == f"ghga_{module}"
+    assert list(meta["output"]) == emits
+    documented = [next(iter(field)) for field in meta["output"][emits[-1]][0]]
+    assert documented[-1] == process.eval_commands[0]
+    assert meta["topics"]["versions"] == meta["output"]["versions_ghga_transfer"]
+    paths = [next(iter(f)) for e in emits[:-1] for f in meta["output"][e][0]]
+    assert [p for p in paths if p != "meta"] == process.output_paths
 
 
 def download_variables(ghga: Ghga) -> dict[str, str]:

@@ -1,9 +1,11 @@
 """Each wrapper's test/Snakefile, run by the real snakemake CLI against a sandbox."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from crypt4gh.lib import decrypt as reference_decrypt
 from crypt4gh.lib import encrypt as reference_encrypt
 
@@ -25,6 +27,18 @@ WRAPPERS = EXAMPLES / "wrappers" / "ghga"
 
 def snakefile_of(wrapper: str) -> Path:
     return WRAPPERS / wrapper / "test" / "Snakefile"
+
+
+@pytest.mark.parametrize("wrapper", ["download", "upload", "encrypt", "decrypt"])
+def test_meta_yaml_names_the_wrapper_and_documents_its_parts(wrapper: str) -> None:
+    meta = yaml.safe_load((WRAPPERS / wrapper / "meta.yaml").read_text())
+    source = (WRAPPERS / wrapper / "wrapper.py").read_text()
+
+    assert meta["name"] == f"ghga {wrapper}"
+    assert {"description", "url", "authors", "input", "output", "notes"} <= set(meta)
+    documented = {next(iter(p)) for p in meta.get("params", [])}
+    used = set(re.findall(r'params\.get\("(\w+)"', source))
+    assert documented == used
 
 
 def files_containing(root: Path, secret: str) -> list[Path]:
