@@ -120,12 +120,17 @@ class GhgaHttpDriver:
         return f"{self.ucs_url}/boxes/{self.package['file_upload_box_id']}/uploads"
 
     def call(
-        self, method: str, url: str, wot: str, json: object = None, **kwargs: object
+        self,
+        method: str,
+        url: str,
+        wot: str,
+        json: object = None,
+        params: dict[str, int] | None = None,
     ) -> requests.Response:
         """A UCS/DCS call with a Bearer WOT, as the official client sends it."""
         headers = {"Authorization": f"Bearer {wot}", "Accept": "application/json"}
         return self.http.request(
-            method, url, headers=headers, json=json, timeout=30, **kwargs
+            method, url, headers=headers, json=json, params=params, timeout=30
         )
 
     def create(
