@@ -22,7 +22,7 @@ MODULES = NEXTFLOW / "modules" / "ghga"
 ACCESSIONS = ["GHGAF00000000000001", "GHGAF00000000000002"]
 
 
-def test_every_nf_file_parses_and_every_include_resolves() -> None:
+def test_every_nf_file_and_the_config_parse_and_every_include_resolves() -> None:
     parsed = reftrace.parse_modules(str(NEXTFLOW))
 
     assert [e.error for e in parsed.errors] == []
@@ -30,6 +30,8 @@ def test_every_nf_file_parses_and_every_include_resolves() -> None:
     names = {p.name for m in parsed.results for p in m.processes}
     assert {"GHGA_DOWNLOAD", "GHGA_UPLOAD", "FILE_STATS"} <= names
     assert len(parsed.results) == len(list(NEXTFLOW.rglob("*.nf")))
+    config = reftrace.ConfigFile.from_file(str(NEXTFLOW / "nextflow.config"))
+    assert config.error is None
 
 
 def test_a_syntax_error_is_reported_by_the_parse(tmp_path: Path) -> None:

@@ -60,8 +60,13 @@ def test_download_wrapper_writes_each_accession_decrypted_or_encrypted(
     by_name = tmp_path / "data" / "GHGAF00000000000001.txt"
     assert by_name.read_bytes() == seed("GHGAF00000000000001")
     assert (tmp_path / "data/sample2.csv").read_bytes() == seed("GHGAF00000000000002")
-    encrypted = tmp_path / "encrypted/sample2.csv.c4gh"
-    assert encrypted.read_bytes().startswith(b"crypt4gh")
+    plain = tmp_path / "sample2.plain"
+    with (
+        (tmp_path / "encrypted/sample2.csv.c4gh").open("rb") as src,
+        plain.open("wb") as dst,
+    ):
+        reference_decrypt([(0, ghga.keys.secret, None)], src, dst)
+    assert plain.read_bytes() == seed("GHGAF00000000000002")
     assert (
         "successfully downloaded" in (tmp_path / "logs/ghga_download.log").read_text()
     )
