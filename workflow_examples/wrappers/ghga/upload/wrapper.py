@@ -50,7 +50,10 @@ def transfer_env(snakemake):
         return env
     name = snakemake.params.get("token_env", TOKEN_VAR)
     if not os.environ.get(name):
-        raise ValueError(f"the token variable {name} is not set (params.token_env)")
+        raise ValueError(
+            f"the token variable {name} is not set: export the work-package token "
+            "under that name (params.token_env chooses it) or give input.token"
+        )
     env[TOKEN_VAR] = os.environ[name]
     return env
 
