@@ -215,3 +215,41 @@ def test_expired_presigned_url_403(
     assert answer.status_code == 403
     assert "<Code>AccessDenied</Code>" in answer.text
     assert "expired" in answer.text
+
+
+def test_wrong_decrypted_size_interrogation_failed(
+    sandbox: Sandbox,
+    uploader: GhgaHttpDriver,
+    sample: Callable[[int], Path],
+    tmp_path: Path,
+) -> None:
+    upload = uploader.encrypt(sample(1000), "a.bin", PART_SIZE, tmp_path)
+    answer = uploader.create(
+        "a.bin", 999, upload.result.encrypted_size, PART_SIZE
+    )  # one byte less than the plaintext: the envelope would be 125 bytes
+    file_id = answer.json()["file_id"]
+    assert uploader.put_part(file_id, 1, upload.parts()[0]).status_code == 200
+
+    assert uploader.close(file_id, upload.close_body()).status_code == 204
+
+    settled = sandbox.wait_interrogated("a.bin", timeout_s=20)
+    assert settled.state == "failed"
+    assert "imply 125" in (settled.failure_reason or "")
+
+
+def test_envelope_for_another_hub_interrogation_failed(
+    sandbox: Sandbox,
+    uploader: GhgaHttpDriver,
+    sample: Callable[[int], Path],
+    tmp_path: Path,
+    hub_keys: KeyPair,
+) -> None:
+    uploader.hub_public_key = hub_keys.public  # encrypt to the wrong Data Hub
+    upload = uploader.encrypt(sample(1000), "a.bin", PART_SIZE, tmp_path)
+
+    _, answer = uploader.upload(upload)
+
+    assert answer.status_code == 204
+    settled = sandbox.wait_interrogated("a.bin", timeout_s=20)
+    assert settled.state == "failed"
+    assert "no header packet" in (settled.failure_reason or "")
