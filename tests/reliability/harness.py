@@ -20,6 +20,7 @@ from typing import Any
 
 from snakemake_ghga import crypt, keys
 from snakemake_ghga.config import MiB
+from snakemake_ghga.parts import download_part_size, upload_part_size
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.sandbox.requestlog import RequestLogEntry
 
@@ -315,7 +316,8 @@ def run_kill_trial(
         first_bytes=first_bytes,
         moved_bytes=moved,
         clean_bytes=clean_bytes,
-        limit_bytes=workers * part_size_mib * MiB,
+        limit_bytes=workers
+        * part_bytes(direction, part_size_mib, source.stat().st_size),
         leftover_modes=modes,
         leftover_after_success=leftovers,
         rerun_stderr=rerun.stderr,
@@ -377,6 +379,14 @@ def _calibrate_once(
     return elapsed, s3_bytes(world.sandbox.request_log()[mark:], method)
 
 
+def part_bytes(direction: str, part_size_mib: int, plain_size: int) -> int:
+    """The size of one part on the wire: both directions round the requested
+    part size up to whole 65,564-byte cipher segments."""
+    if direction == "download":
+        return download_part_size(part_size_mib * MiB)
+    return upload_part_size(crypt.encrypted_size(plain_size), part_size_mib * MiB)
+
+
 def kill_delays(seed: int, count: int, duration_s: float) -> list[float]:
     """Seeded kill moments, uniform over the first 95 % of a clean run."""
     rng = random.Random(seed)
@@ -409,6 +419,15 @@ def trial_problems(trial: KillTrial) -> list[str]:
     if set(trial.leftover_modes) - {0o600}:
         modes = sorted({oct(m) for m in trial.leftover_modes})
         problems.append(f"{label}: resume state files with modes {modes}")
+    if (
+        trial.signal_name == "SIGINT"
+        and trial.killed_running
+        and (trial.first_bytes >= trial.clean_bytes or not trial.leftover_modes)
+    ):
+        problems.append(
+            f"{label}: Ctrl-C did not stop the transfer: the interrupted run moved "
+            f"{trial.first_bytes} of {trial.clean_bytes} bytes and left no resume state"
+        )
     if trial.leftover_after_success:
         problems.append(f"{label}: left behind {list(trial.leftover_after_success)}")
     return problems
