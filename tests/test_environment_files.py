@@ -85,18 +85,7 @@ def test_env_file_lists_every_runtime_dependency_with_pyproject_bounds(
 
 @pytest.mark.parametrize(
     "path",
-    [
-        pytest.param(
-            TOP_LEVEL,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="environment.yml still takes crypt4gh from conda and "
-                "leaves the package unpinned (asked the lead)",
-            ),
-        ),
-        *WRAPPER_ENVS,
-        *MODULE_ENVS,
-    ],
+    ALL_ENVS,
     ids=_ids(ALL_ENVS),
 )
 def test_env_file_installs_this_package_version_and_crypt4gh_by_pip(

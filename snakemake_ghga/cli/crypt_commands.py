@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from snakemake_ghga import crypt, keys
-from snakemake_ghga.errors import GhgaError, InputFileError
+from snakemake_ghga.errors import ConfigError, GhgaError, InputFileError
 from snakemake_ghga.redact import redact_text
 
 __all__ = ["add_key_options", "register", "report_failure", "run_per_file"]
@@ -40,6 +40,12 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, help="default: beside each input")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs"
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=2,
+        help="threads for the segment cipher (default 2)",
     )
 
 
@@ -95,8 +101,17 @@ def _output_path(
     return target
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.max_workers < 1:
+        raise ConfigError(
+            f"--max-workers must be at least 1, got {args.max_workers}",
+            "Pass a positive number of threads",
+        )
+
+
 def run_encrypt(args: argparse.Namespace) -> int:
     """Encrypt each FILE to FILE.c4gh for the recipient."""
+    _check_workers(args)
     recipient = keys.load_public_key(args.recipient_public_key)
     secret = keys.load_private_key(args.my_private_key)
 
@@ -107,7 +122,11 @@ def run_encrypt(args: argparse.Namespace) -> int:
         )
         with crypt.private_output(target) as (_fd, temp):
             result = crypt.encrypt_file(
-                source, temp, writer_secret_key=secret, recipient_public_key=recipient
+                source,
+                temp,
+                writer_secret_key=secret,
+                recipient_public_key=recipient,
+                workers=args.max_workers,
             )
         return f"encrypted {source} -> {target} ({result.encrypted_size} bytes)"
 
@@ -116,6 +135,7 @@ def run_encrypt(args: argparse.Namespace) -> int:
 
 def run_decrypt(args: argparse.Namespace) -> int:
     """Decrypt each FILE.c4gh to FILE with the user's private key."""
+    _check_workers(args)
     secret = keys.load_private_key(args.my_private_key)
 
     def decrypt_one(source: Path) -> str:
@@ -126,7 +146,7 @@ def run_decrypt(args: argparse.Namespace) -> int:
                 f"{source} is not a .c4gh Crypt4GH file", "Pass files ending in .c4gh"
             )
         target = _output_path(source, args.output_dir, source.stem, args.overwrite)
-        size = crypt.decrypt_file(source, target, secret)
+        size = crypt.decrypt_file(source, target, secret, workers=args.max_workers)
         return f"decrypted {source} -> {target} ({size} bytes)"
 
     return run_per_file(args.files, decrypt_one, "decrypted")

@@ -239,3 +239,31 @@ def test_disk_full_is_one_line_and_leaves_nothing(
     )
     assert_one_line_error(done, "No space left on device")
     assert list(tiny_filesystem.iterdir()) == []
+
+
+def test_max_workers_is_used_and_checked(tmp_path, user_keys, hub_keys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.bin").write_bytes(os.urandom(3_000_000))
+    base = [
+        "--recipient-public-key",
+        str(hub_keys.public_path),
+        "--my-private-key",
+        str(user_keys.secret_path),
+    ]
+    done = ghga("encrypt", *base, "--max-workers", "0", str(tmp_path / "a.bin"))
+    assert done.returncode == 2 and "--max-workers must be at least 1" in done.stderr
+    assert (
+        ghga("encrypt", *base, "--max-workers", "4", str(tmp_path / "a.bin")).returncode
+        == 0
+    )
+    done = ghga(
+        "decrypt",
+        "--my-private-key",
+        str(hub_keys.secret_path),
+        "--max-workers",
+        "3",
+        "--output-dir",
+        str(tmp_path / "o"),
+        str(tmp_path / "a.bin.c4gh"),
+    )
+    assert done.returncode == 0
+    assert (tmp_path / "o" / "a.bin").read_bytes() == (tmp_path / "a.bin").read_bytes()
