@@ -85,7 +85,9 @@ class GhgaClient:
     def __enter__(self) -> "GhgaClient":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.engine.stop()  # e.g. Ctrl-C: parts stop, resume state is kept
         self.close()
 
     def close(self) -> None:

@@ -163,8 +163,8 @@ class FileDownloader:
         temp = Path(journal.header.temp_path)
         try:
             received = self._fetch(drs, journal, envelope, decryptor, keep_encrypted)
-        except (KeyboardInterrupt, PartFailedError):
-            raise
+        except (KeyboardInterrupt, PartFailedError, Cancelled):
+            raise  # keep the temp file and journal for a rerun
         except BaseException:
             temp.unlink(missing_ok=True)
             journal.remove()

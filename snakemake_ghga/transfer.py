@@ -155,12 +155,22 @@ class TransferEngine:
             config.max_workers, thread_name_prefix="ghga-part"
         )
         self._buffers = threading.local()
+        self._stopped = threading.Event()
 
     def __enter__(self) -> "TransferEngine":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def stop(self) -> None:
+        """Make every part stop at its next block or attempt (e.g. on Ctrl-C)."""
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``stop`` was called."""
+        return self._stopped.is_set()
 
     def close(self) -> None:
         """Stop the workers (queued parts are cancelled) and close connections."""
@@ -190,7 +200,7 @@ class TransferEngine:
         cause: Exception | None = None
         attempts = self.config.max_attempts
         for attempt in range(1, attempts + 1):
-            if cancel.is_set():
+            if cancel.is_set() or self._stopped.is_set():
                 raise Cancelled(f"{label}: cancelled")
             url = urls.url_for(part)
             try:
@@ -316,6 +326,8 @@ class TransferEngine:
     ) -> None:
         buffer = self._buffer()
         while done[0] < part.size:
+            if self._stopped.is_set():
+                raise Cancelled("stopped")
             want = min(len(buffer), part.size - done[0])
             got = _read_fully(response, buffer[:want], what)
             usable = got if got == want else got - got % CIPHER_SEGMENT_SIZE

@@ -221,8 +221,8 @@ class FileUploader:
         header = plan.header
         try:
             result = self._transfer(path, plan)
-        except (KeyboardInterrupt, PartFailedError):
-            raise
+        except (KeyboardInterrupt, PartFailedError, Cancelled):
+            raise  # keep the upload, temp file and journal for a rerun
         except BaseException:
             self._delete_quietly(header.file_id)
             Path(header.temp_path).unlink(missing_ok=True)
@@ -295,7 +295,7 @@ class _PartUploads:
         self.bytes_sent = 0
 
     def submit(self, part: crypt.EncryptedPart) -> None:
-        if self._cancel.is_set():
+        if self._cancel.is_set() or self._ctx.engine.stopped:
             raise Cancelled(f"{self._plan.header.alias}: cancelled")
         future = self._ctx.engine.submit(self._put, part)
         future.add_done_callback(self._on_done)

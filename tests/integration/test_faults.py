@@ -34,13 +34,15 @@ class SlowProgress:
         pass
 
 
-def _slow_client(sandbox: Sandbox, keys: KeyPair, token: str) -> GhgaClient:
+def _slow_client(
+    sandbox: Sandbox, keys: KeyPair, token: str, delay_s: float = 0.12
+) -> GhgaClient:
     return GhgaClient(
         wkvs_url=sandbox.wkvs_url,
         token=token,
         my_secret_key=keys.secret,
         my_public_key=keys.public,
-        progress=SlowProgress(0.12),
+        progress=SlowProgress(delay_s),
         config=TransferConfig(part_size_bytes=5 * MiB, max_workers=1),
     )
 
@@ -82,9 +84,8 @@ def test_expired_url_403_fetches_fresh_url(
 
     monkeypatch.setattr(download.DrsUrls, "_set", never_expire)
     mark = len(sandbox.request_log())
-    with _slow_client(
-        sandbox, user_keys, sandbox.download_token(user_keys.public)
-    ) as c:
+    token = sandbox.download_token(user_keys.public)
+    with _slow_client(sandbox, user_keys, token, delay_s=0.3) as c:  # > 2 s in all
         c.download_file(accession, tmp_path / "exp.out")
     assert (tmp_path / "exp.out").read_bytes() == source.read_bytes()
     refused = [

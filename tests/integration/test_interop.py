@@ -116,6 +116,6 @@ def test_request_counts_not_above_official(
     print(f"download official {dict(official_down)} ours {dict(ours_down)}")
     assert ours_up.total() <= official_up.total()
     assert ours_down.total() <= official_down.total()
-    for kind in ("GET wps", "POST wps", "GET dcs", "GET ucs"):
+    for kind in ("GET wps", "POST wps", "GET dcs"):
         assert ours_up[kind] <= official_up[kind], kind
         assert ours_down[kind] <= official_down[kind], kind

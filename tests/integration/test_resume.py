@@ -50,8 +50,10 @@ def _s3_ok(sandbox: Sandbox, method: str, since: int) -> int:
     )
 
 
-def _run_and_kill(argv: list[str], until: Callable[[], bool]) -> None:
-    """Run the slowed CLI and SIGKILL it once ``until()`` holds."""
+def _run_and_kill(
+    argv: list[str], until: Callable[[], bool], signum: int = signal.SIGKILL
+) -> int:
+    """Run the slowed CLI, send ``signum`` once ``until()`` holds; return its code."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, str(SLOW_CLI), "0.5", *argv],
@@ -66,8 +68,9 @@ def _run_and_kill(argv: list[str], until: Callable[[], bool]) -> None:
             assert time.monotonic() < deadline, "the transfer never got going"
             time.sleep(0.02)
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.send_signal(signum)
+        code = process.wait(timeout=60)
+    return code
 
 
 def _journal_has_upload(temp_dir: Path) -> bool:
@@ -174,3 +177,35 @@ def test_upload_journal_of_changed_input_is_discarded(
     assert (info.state, info.decrypted_size) == ("interrogated", 16 * MiB + 5)
     states = sorted(u.state for u in sandbox.uploads())
     assert states == ["cancelled", "interrogated"]  # the stale upload was deleted
+
+
+def test_upload_ctrl_c_keeps_resume_state_and_exits_130(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    tmp_path: Path,
+    token_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = random_file(tmp_path / "in", "i.bin", 21 * MiB)
+    token_file.write_text(sandbox.upload_token(user_keys.public))
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    argv = [
+        "upload",
+        *_common(sandbox, user_keys, token_file),
+        "--tmp-dir",
+        str(temp_dir),
+        str(source),
+    ]
+    code = _run_and_kill(
+        argv,
+        lambda: _s3_ok(sandbox, "PUT", 0) >= 1 and _journal_has_upload(temp_dir),
+        signal.SIGINT,
+    )
+    assert code == 130
+    assert _journal_has_upload(temp_dir)
+    assert [u.state for u in sandbox.uploads()] == ["init"]
+    before = len(sandbox.request_log())
+    assert main(argv) == 0
+    assert "resuming: " in capsys.readouterr().err
+    assert request_counts(sandbox, before)["POST ucs"] == 0
