@@ -15,9 +15,12 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass
-from io import BufferedIOBase
+from io import BufferedIOBase, BufferedReader, RawIOBase
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 from urllib.parse import urlencode
 
 from .problems import S3Problem
@@ -216,16 +219,18 @@ class FileObjectStore:
     def complete_multipart(
         self, key: str, upload_id: str, parts: list[PartInfo]
     ) -> CompletedObject:
-        """Concatenate `parts` (in-kernel copies) into the object `key`."""
+        """Make `parts` the object `key`, in O(1): the part files stay as they are.
+
+        The object is read back as the concatenation of its part files, so a
+        close never copies the data (S3 does not either, from the client's view).
+        """
         folder = self._upload_dir(upload_id)
-        temp = self.temp_dir / f"{upload_id}.assembling"
-        with open(temp, "wb") as out:
-            for part in parts:
-                with open(folder / f"{part.number:05d}", "rb") as source:
-                    _append(source.fileno(), out.fileno(), part.size_bytes)
-        size = temp.stat().st_size
-        os.replace(temp, self._path(key))
-        shutil.rmtree(folder, ignore_errors=True)
+        kept = {f"{part.number:05d}" for part in parts}
+        for path in folder.iterdir():
+            if path.name not in kept:
+                path.unlink()
+        os.replace(folder, self._parts_dir(key))
+        size = sum(part.size_bytes for part in parts)
         return CompletedObject(multipart_etag([p.etag for p in parts]), size)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -249,9 +254,20 @@ class FileObjectStore:
             raise S3Problem(404, "NoSuchKey", "The specified key does not exist.")
         return path
 
+    def _parts_dir(self, key: str) -> Path:
+        return self._path(key).with_name(f"{self._path(key).name}.parts")
+
+    def _part_files(self, key: str) -> list[Path]:
+        folder = self._parts_dir(key)
+        if not folder.is_dir():
+            raise S3Problem(404, "NoSuchKey", "The specified key does not exist.")
+        return sorted(folder.iterdir())
+
     def open_object(self, key: str) -> BufferedIOBase:
-        """Open an object for sequential reading."""
-        return open(self.object_path(key), "rb")
+        """Open an object (a file, or the parts of a completed upload) to read."""
+        if self._path(key).is_file():
+            return open(self._path(key), "rb")
+        return BufferedReader(_ConcatenatedReader(self._part_files(key)), 1 << 20)
 
     def store_object(self, key: str, source: Path) -> None:
         """Move the local file `source` into the store as `key`."""
@@ -259,21 +275,43 @@ class FileObjectStore:
 
     def object_size(self, key: str) -> int:
         """Size of an object in bytes."""
-        return self.object_path(key).stat().st_size
+        if self._path(key).is_file():
+            return self._path(key).stat().st_size
+        return sum(path.stat().st_size for path in self._part_files(key))
 
     def delete_object(self, key: str) -> None:
         """Delete an object (no error if gone)."""
         self._path(key).unlink(missing_ok=True)
+        shutil.rmtree(self._parts_dir(key), ignore_errors=True)
 
 
-def _append(source_fd: int, out_fd: int, size: int) -> None:
-    """Append `size` bytes of one file to another without copying through Python."""
-    left = size
-    while left:
-        copied = os.copy_file_range(source_fd, out_fd, left)
-        if copied == 0:
-            raise OSError(f"part file shorter than its recorded {size} bytes")
-        left -= copied
+class _ConcatenatedReader(RawIOBase):
+    """Reads several files one after the other, as one stream."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = list(paths)
+        self._current: BufferedReader | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        while True:
+            if self._current is None:
+                if not self._paths:
+                    return 0
+                self._current = open(self._paths.pop(0), "rb")  # noqa: SIM115
+            got = self._current.readinto(buffer)
+            if got:
+                return got
+            self._current.close()
+            self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+        super().close()
 
 
 def _checked_key(key: str) -> str:

@@ -69,7 +69,10 @@ def test_complete_joins_parts_and_computes_multipart_etag(
 
     expected = multipart_etag([hashlib.md5(b).hexdigest() for b in bodies])
     assert (done.etag, done.size_bytes) == (expected, 1010)
-    assert (store.objects_dir / "inbox" / "f1").read_bytes() == b"".join(bodies)
+    with store.open_object("inbox/f1") as stream:
+        assert stream.read() == b"".join(bodies)
+    assert store.object_size("inbox/f1") == 1010
+    assert not store.has_multipart("inbox/f1", upload_id)
 
 
 def test_ranged_get_206_exact_bytes_and_content_range(
