@@ -8,6 +8,7 @@ while others are still moving, so many small files do not go one by one.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 UploadInfo = FileUpload
+MAX_OPEN_UPLOADS = 5  # the UCS refuses a 6th unfinished upload per box (429)
 _DEFAULT_CONFIG = TransferConfig()
 
 
@@ -81,6 +83,7 @@ class GhgaClient:
         self._files = ThreadPoolExecutor(
             config.max_files_in_flight, thread_name_prefix="ghga-file"
         )
+        self._upload_slots = threading.BoundedSemaphore(MAX_OPEN_UPLOADS)
 
     def __enter__(self) -> "GhgaClient":
         return self
@@ -161,7 +164,8 @@ class GhgaClient:
     ) -> UploadResult:
         progress = self._ctx.progress
         try:
-            result = uploader.upload(path, alias, overwrite=overwrite)
+            with self._upload_slots:
+                result = uploader.upload(path, alias, overwrite=overwrite)
         except GhgaError as err:
             progress.file_finished(alias, False, redact_text(str(err)))
             if not catch:
