@@ -135,21 +135,15 @@ class FileUploader:
         session_key = os.urandom(32)
         sealed = crypt.make_header(session_key, ctx.my_secret_key, ctx.my_public_key)
         temp.unlink(missing_ok=True)
-        pending = UploadHeader(
-            str(path.resolve()),
-            alias,
-            Fingerprint.of(path),
-            str(temp),
-            "",
-            "",
-            part_size,
-            encrypted,
-            base64.b64encode(sealed).decode(),
-        )
+        pending = _pending_header(path, alias, temp, part_size, encrypted, sealed)
         Journal.create(journal_path, pending)
-        created = ctx.api.create_upload(
-            alias, plain_size, encrypted, part_size, overwrite=overwrite
-        )
+        try:
+            created = ctx.api.create_upload(
+                alias, plain_size, encrypted, part_size, overwrite=overwrite
+            )
+        except GhgaError:  # refused: nothing was created, nothing to resume
+            journal_path.unlink(missing_ok=True)
+            raise
         try:
             hub_key = ctx.hub_key(created.storage_alias)
             header = dataclasses.replace(
@@ -330,6 +324,23 @@ class _PartUploads:
             raise real[0]
         if any(errors):
             raise Cancelled(f"{self._plan.header.alias}: cancelled")
+
+
+def _pending_header(
+    path: Path, alias: str, temp: Path, part_size: int, encrypted: int, sealed: bytes
+) -> UploadHeader:
+    """A journal header written before the create: no file id yet."""
+    return UploadHeader(
+        str(path.resolve()),
+        alias,
+        Fingerprint.of(path),
+        str(temp),
+        "",
+        "",
+        part_size,
+        encrypted,
+        base64.b64encode(sealed).decode(),
+    )
 
 
 def _remove_pending(journal_path: Path) -> bool:

@@ -1,6 +1,7 @@
 """Round trips through the sandbox: sizes, many files at once, skip/overwrite."""
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,19 @@ def test_upload_memory_does_not_depend_on_workers_for_correctness(
         [result] = client.upload([(source, "w.bin")])
     assert result.status == "uploaded"
     assert sandbox.wait_interrogated("w.bin").state == "interrogated"
+
+
+def test_refused_create_reports_remedy_and_leaves_no_state(
+    sandbox_factory: Callable[..., Sandbox], user_keys: KeyPair, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(box_max_size_bytes=1000)
+    source = random_file(tmp_path / "in", "big.bin", 2000)
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    token = sandbox.upload_token(user_keys.public)
+    with make_client(sandbox, user_keys, token, tmp_dir=temp_dir) as client:
+        [result] = client.upload([(source, "big.bin")])
+    assert result.status == "failed"
+    assert "size limit" in (result.error or "")
+    assert list(temp_dir.iterdir()) == []
+    assert sandbox.uploads() == []
