@@ -1,6 +1,7 @@
 """Round trips through the sandbox: sizes, many files at once, skip/overwrite."""
 
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,3 +138,21 @@ def test_refused_create_reports_remedy_and_leaves_no_state(
     assert "size limit" in (result.error or "")
     assert list(temp_dir.iterdir()) == []
     assert sandbox.uploads() == []
+
+
+def test_staging_is_waited_out_for_all_files_at_once(
+    sandbox_factory: Callable[..., Sandbox], user_keys: KeyPair, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(stage_delay_s=2)
+    files = [random_file(tmp_path / "in", f"s{i}.txt", 100 + i) for i in range(3)]
+    for path in files:
+        sandbox.add_file(path)
+    token = sandbox.download_token(user_keys.public)
+    started = time.monotonic()
+    with make_client(sandbox, user_keys, token) as client:
+        results = client.download(None, tmp_path / "out")
+    elapsed = time.monotonic() - started
+    assert [r.status for r in results] == ["downloaded"] * 3
+    assert elapsed < 4.5  # one wait of ~2 s for all, not 2 s per file
+    staged = [e for e in sandbox.request_log() if e["status"] == 202]
+    assert len(staged) == 3
