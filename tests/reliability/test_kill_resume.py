@@ -6,9 +6,12 @@ re-send at most one part per worker (measured in the sandbox's request log).
 """
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
+
+from snakemake_ghga import crypt
 
 from .harness import (
     KillTrial,
@@ -16,6 +19,7 @@ from .harness import (
     World,
     calibrate,
     kill_delays,
+    part_bytes,
     random_file,
     run_kill_trial,
     trial_problems,
@@ -112,3 +116,36 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_resumes(
         f"{trial.first_bytes} of {trial.clean_bytes} bytes and left no resume state"
     )
     _check(trial)
+
+
+def test_kill_9_after_every_part_but_before_close_resumes(
+    world: World, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrowest window: all parts are confirmed, the close is in flight."""
+    from snakemake_ghga.sandbox import ucs
+    from snakemake_ghga.sandbox.problems import HttpProblem
+
+    original, calls = ucs._close_upload, []
+
+    def slow_first_close(ctx: object, request: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:  # the killed run's close never lands
+            time.sleep(3)
+            raise HttpProblem(503, "serviceUnavailable", "test: close lost")
+        return original(ctx, request)
+
+    monkeypatch.setattr(ucs, "_close_upload", slow_first_close)
+    parts = -(-crypt.encrypted_size(SIZE) // part_bytes("upload", PART_MIB, SIZE))
+    trial = run_kill_trial(
+        world,
+        "upload",
+        200,
+        source,
+        delay_s=0.3,
+        clean_bytes=crypt.encrypted_size(SIZE),
+        part_size_mib=PART_MIB,
+        workers=WORKERS,
+        after_parts=parts,
+    )
+    assert trial.killed_running
+    assert trial_problems(trial) == []
