@@ -299,30 +299,43 @@ class GhgaClient:
     def _staged(
         self, accessions: list[str]
     ) -> Iterator[tuple[str, DrsObject | GhgaError]]:
-        """Yield each file as it becomes ready (or fails), polling all at once."""
+        """Yield each file as it becomes ready (or fails), polling all at once.
+
+        The DRS requests of files that are due run concurrently, so many small
+        files are not staged one request after the other.
+        """
         due = dict.fromkeys(accessions, 0.0)
         deadline = time.monotonic() + self.config.staging_timeout_s
-        while due:
-            for accession in [a for a, t in due.items() if t <= time.monotonic()]:
-                answer = self._ask_drs(accession)
-                if isinstance(answer, Staging):
-                    due[accession] = time.monotonic() + answer.retry_after_s
-                    continue
-                del due[accession]
-                yield accession, answer
-            if due and time.monotonic() > deadline:
-                for accession in list(due):
+        workers = self.config.max_files_in_flight
+        with ThreadPoolExecutor(workers, thread_name_prefix="ghga-stage") as polls:
+            while due:
+                ready = [a for a, t in due.items() if t <= time.monotonic()]
+                for accession, answer in zip(
+                    ready, polls.map(self._ask_drs, ready), strict=True
+                ):
+                    if isinstance(answer, Staging):
+                        due[accession] = time.monotonic() + answer.retry_after_s
+                        continue
                     del due[accession]
-                    yield (
-                        accession,
-                        TransferError(
-                            f"{accession} was still being staged after "
-                            f"{self.config.staging_timeout_s:.0f} s",
-                            "Run the command again later",
-                        ),
-                    )
-            if due:
-                time.sleep(max(0.0, min(due.values()) - time.monotonic()))
+                    yield accession, answer
+                if due and time.monotonic() > deadline:
+                    yield from self._staging_timeouts(due)
+                if due:
+                    time.sleep(max(0.0, min(due.values()) - time.monotonic()))
+
+    def _staging_timeouts(
+        self, due: dict[str, float]
+    ) -> Iterator[tuple[str, GhgaError]]:
+        for accession in list(due):
+            del due[accession]
+            yield (
+                accession,
+                TransferError(
+                    f"{accession} was still being staged after "
+                    f"{self.config.staging_timeout_s:.0f} s",
+                    "Run the command again later",
+                ),
+            )
 
     def _ask_drs(self, accession: str) -> DrsObject | Staging | GhgaError:
         try:
