@@ -82,6 +82,7 @@ class GhgaApi:
         self._package: models.WorkPackage | None = None
         self._access_token: str | None = None
         self._wots: dict[_WotKey, tuple[str, float]] = {}
+        self._wot_locks: dict[_WotKey, threading.Lock] = {}
         self.request_count = 0
 
     def close(self) -> None:
@@ -124,11 +125,14 @@ class GhgaApi:
         **kwargs: Any,
     ) -> requests.Response:
         """Send with a WOT; on 401/403 fetch a fresh WOT and try once more."""
+        refused: str | None = None
         for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {self._wot(key, force=attempt == 2)}"}
+            token = self._wot(key, stale=refused)
+            headers = {"Authorization": f"Bearer {token}"}
             response = self._send(method, url, what, headers=headers, **kwargs)
             if response.status_code not in (401, 403) or attempt == 2:
                 break
+            refused = token
             logger.debug(
                 "%s: HTTP %s, refreshing the work order token",
                 what,
@@ -174,24 +178,32 @@ class GhgaApi:
 
     # -- work-order tokens ----------------------------------------------------
 
-    def _wot(self, key: _WotKey, *, force: bool = False) -> str:
+    def _wot(self, key: _WotKey, *, stale: str | None = None) -> str:
+        """Return a valid WOT for ``key``; one fetch per key even under threads.
+
+        Args:
+            key: (work type, alias or accession, file id).
+            stale: a token the service just refused; never returned again.
+        """
         with self._lock:
-            cached = self._wots.get(key)
-            if cached and not force and self._clock() < cached[1]:
+            key_lock = self._wot_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                cached = self._wots.get(key)
+            if cached and cached[0] != stale and self._clock() < cached[1]:
                 return cached[0]
-        token = self._fetch_wot(key)
-        claims = models.jwt_claims(token)
-        self._check_wot_key(claims)
-        exp = claims.get("exp")
-        now = self._clock()
-        valid_until = (
-            float(exp) - WOT_MARGIN_S
-            if isinstance(exp, int | float)
-            else now + _OPAQUE_WOT_TTL_S
-        )
-        with self._lock:
-            self._wots[key] = (token, valid_until)
-        return token
+            token = self._fetch_wot(key)
+            claims = models.jwt_claims(token)
+            self._check_wot_key(claims)
+            exp = claims.get("exp")
+            valid_until = (
+                float(exp) - WOT_MARGIN_S
+                if isinstance(exp, int | float)
+                else self._clock() + _OPAQUE_WOT_TTL_S
+            )
+            with self._lock:
+                self._wots[key] = (token, valid_until)
+            return token
 
     def _fetch_wot(self, key: _WotKey) -> str:
         package = self.work_package()

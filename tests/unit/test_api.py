@@ -286,3 +286,15 @@ def test_jwt_claims_opaque_token_is_empty() -> None:
     assert jwt_claims("opaque") == {}
     assert jwt_claims("a.!!!.c") == {}
     assert jwt_claims(_jwt({"exp": 5})) == {"exp": 5}
+
+
+def test_concurrent_callers_share_one_wot_fetch(
+    api: GhgaApi, mock: requests_mock.Mocker
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    mock.get(f"{UCS}/boxes/{FUB}/uploads/{FILE_ID}/parts/1", json="http://s3/p")
+    with ThreadPoolExecutor(8) as pool:
+        urls = list(pool.map(lambda _: api.part_upload_url(FILE_ID, 1), range(16)))
+    assert urls == ["http://s3/p"] * 16
+    assert _count(mock, "POST", "work-order-tokens") == 1
