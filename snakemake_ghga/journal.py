@@ -3,11 +3,16 @@
 Layer 2: imports only the stdlib and ``errors``. A journal's first line is
 its header (what is being transferred, written atomically, mode 0600); every
 later line records one confirmed part and is appended with a single write, so
-a kill -9 can at worst leave a torn last line, which loading ignores. The
-header carries an input fingerprint; a journal whose input changed is
-discarded by the caller, who tells the user.
+a kill -9 can at worst leave a torn last line, which loading ignores. Lines
+of the form ``{"note": {...}}`` carry values of the whole transfer (e.g. the
+plaintext SHA-256 once encryption finished). The header carries an input
+fingerprint; a journal whose input changed is discarded by the caller, who
+tells the user. A kill while a journal is being created can leave its temp
+sibling ``.NAME.PID.tmp``; creating or loading the journal removes such
+leftovers of processes that are gone.
 """
 
+import glob
 import json
 import logging
 import os
@@ -92,29 +97,36 @@ class Journal:
         path: Path,
         header: UploadHeader | DownloadHeader,
         records: dict[int, dict[str, Any]] | None = None,
+        notes: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
         self.header = header
         self.records: dict[int, dict[str, Any]] = dict(records or {})
+        self.notes: dict[str, Any] = dict(notes or {})
         self._lock = threading.Lock()
 
     @classmethod
     def create(cls, path: Path, header: UploadHeader | DownloadHeader) -> Self:
         """Write a fresh journal atomically (temp file + rename, mode 0600)."""
+        _remove_stale_temps(path)
         line = json.dumps({"version": _VERSION, **asdict(header)}) + "\n"
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, line.encode())
+            _write_all(fd, line.encode())
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
         os.replace(temp, path)
         return cls(path, header)
 
     @classmethod
     def load(cls, path: Path) -> Self | None:
         """Read a journal; None if there is none or it cannot be parsed."""
+        _remove_stale_temps(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
             first = json.loads(lines[0])
@@ -127,30 +139,84 @@ class Journal:
             if path.exists():
                 logger.info("ignoring unreadable journal %s (%s)", path, err)
             return None
-        return cls(path, header, _records(lines[1:]))
+        records, notes = _parse_lines(lines[1:])
+        return cls(path, header, records, notes)
 
     def confirm(self, number: int, **values: Any) -> None:
         """Record part ``number`` as confirmed, with e.g. its checksums."""
-        line = json.dumps({"part": number, **values}) + "\n"
         with self._lock:
             self.records[number] = values
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+            self._append({"part": number, **values})
+
+    def note(self, **values: Any) -> None:
+        """Record values of the whole transfer, e.g. ``plain_sha256``."""
+        with self._lock:
+            self.notes.update(values)
+            self._append({"note": values})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """Append one line with a single write (O_APPEND)."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            _write_all(fd, (json.dumps(record) + "\n").encode())
+        finally:
+            os.close(fd)
 
     def remove(self) -> None:
         """Delete the journal file."""
         self.path.unlink(missing_ok=True)
 
 
-def _records(lines: list[str]) -> dict[int, dict[str, Any]]:
+def _parse_lines(
+    lines: list[str],
+) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """Part records and notes; a torn last line after a kill is ignored."""
     records: dict[int, dict[str, Any]] = {}
+    notes: dict[str, Any] = {}
     for line in lines:
         try:
             record = json.loads(line)
-            records[int(record.pop("part"))] = record
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn last line after a kill
-    return records
+            if "note" in record:
+                notes.update(dict(record["note"]))
+            else:
+                records[int(record.pop("part"))] = record
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return records, notes
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a short write is retried)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # maybe another thread of ours; create() truncates it anyway
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete ``.NAME.PID.tmp`` siblings of ``path`` whose process is gone.
+
+    They are left when a process is killed while it creates the journal.
+    """
+    pattern = f".{glob.escape(path.name)}.*.tmp"
+    for temp in path.parent.glob(pattern):
+        pid = temp.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                temp.unlink(missing_ok=True)
+                logger.info("removed the leftover journal temp file %s", temp)
+            except OSError as err:
+                logger.warning("could not remove %s: %s", temp, err)

@@ -8,6 +8,18 @@ a journal beside the temp file, so after a kill the same command continues
 with the same server-side upload, the same temp file and the same session key
 (kept in the journal as a Crypt4GH header sealed to the user's own key).
 
+Resume: parts in the journal are never sent again. Parts finish out of order
+with several workers, so a journal can have gaps below its last confirmed
+part; those parts' bytes are already complete in the temp file (parts are
+hashed, and so handed to the uploader, in file order), so they are read back,
+checked (every segment's MAC) and PUT as they are. Encryption resumes after
+the last confirmed part only; it re-encrypts nothing before it, because
+segments get random nonces and the segments that straddle a part boundary
+must stay identical to what the server already holds. When every part is
+confirmed (a kill during the close), nothing is encrypted: the close uses the
+journal's checksums and the plaintext SHA-256 noted in the journal (or the
+input re-hashed, if the kill came before the note).
+
 Failure policy: an interruption or exhausted retries keep the upload, the temp
 file and the journal for a rerun; any other failure (refused by the server,
 checksum mismatch, input changed) deletes the upload on the server, as the
@@ -21,14 +33,16 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import FileUpload, UploadChecksums
 from snakemake_ghga.context import RunContext, UploadResult
-from snakemake_ghga.errors import ApiError, GhgaError, PartFailedError
+from snakemake_ghga.errors import ApiError, GhgaError, InputFileError, PartFailedError
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
 from snakemake_ghga.parts import Part, plan_parts, upload_part_size
 from snakemake_ghga.transfer import Cancelled, UploadPart
@@ -50,10 +64,12 @@ def upload_state_paths(
     return base.with_suffix(".c4gh"), base.with_suffix(".journal")
 
 
+_READ_BLOCK = 16 * crypt.CIPHER_SEGMENT_SIZE  # read-back granularity (~1 MiB)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     journal: Journal
-    first_part: int
     session_key: bytes
     hub_key: bytes
 
@@ -61,6 +77,21 @@ class _Plan:
     def header(self) -> UploadHeader:
         assert isinstance(self.journal.header, UploadHeader)
         return self.journal.header
+
+    @property
+    def parts(self) -> list[Part]:
+        header = self.header
+        return list(plan_parts(header.encrypted_size, header.part_size))
+
+    @property
+    def resume_after(self) -> int:
+        """The last confirmed part: encryption continues after it."""
+        return max(self.journal.records, default=0)
+
+    def kept_parts(self) -> list[Part]:
+        """Unconfirmed parts before the last confirmed one (already on disk)."""
+        last, done = self.resume_after, self.journal.records
+        return [p for p in self.parts if p.number < last and p.number not in done]
 
 
 class _UploadUrls:
@@ -154,7 +185,7 @@ class FileUploader:
             self._delete_quietly(created.file_id)
             journal_path.unlink(missing_ok=True)
             raise
-        return _Plan(journal, 1, session_key, hub_key)
+        return _Plan(journal, session_key, hub_key)
 
     def _resume(
         self, path: Path, alias: str, temp: Path, journal_path: Path
@@ -174,15 +205,13 @@ class FileUploader:
         opened = crypt.parse_header(
             base64.b64decode(header.sealed_session_key), self._ctx.my_secret_key
         )
-        first = 1
-        while first in journal.records:
-            first += 1
         count = plan_parts(header.encrypted_size, header.part_size).count
+        done = sum(1 for number in journal.records if 1 <= number <= count)
         self._ctx.progress.file_notice(
-            alias, f"resuming: {first - 1} of {count} parts already uploaded"
+            alias, f"resuming: {done} of {count} parts already uploaded"
         )
         hub_key = self._ctx.hub_key(header.storage_alias)
-        return _Plan(journal, first, opened.session_keys[0], hub_key)
+        return _Plan(journal, opened.session_keys[0], hub_key)
 
     def _stale_reason(self, path: Path, header: UploadHeader) -> str | None:
         known = self._existing.get(header.alias)
@@ -190,9 +219,11 @@ class FileUploader:
             return "the input file changed since the interrupted upload"
         if not Path(header.temp_path).is_file():
             return "its encrypted temp file is gone"
-        if known is None or known.file_id != header.file_id or known.state != "init":
-            return "the server no longer holds the unfinished upload"
-        return None
+        if known is not None and known.file_id == header.file_id:
+            if known.state != "init":
+                return f"the interrupted upload was already closed ({known.state})"
+            return None
+        return "the server no longer holds the unfinished upload"
 
     def _discard(self, journal: Journal, header: UploadHeader) -> None:
         known = self._existing.get(header.alias)
@@ -228,40 +259,50 @@ class FileUploader:
 
     def _transfer(self, path: Path, plan: _Plan) -> UploadResult:
         header, ctx = plan.header, self._ctx
-        already = sum(
-            part.size
-            for part in plan_parts(header.encrypted_size, header.part_size)
-            if part.number < plan.first_part
-        )
+        already = sum(p.size for p in plan.parts if p.number in plan.journal.records)
         ctx.progress.file_started(header.alias, header.encrypted_size)
         ctx.progress.file_progress(header.alias, already)
+        first_new = plan.resume_after + 1
         fd = os.open(header.temp_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             parts = _PartUploads(ctx, plan, fd)
-            encrypted = self._encrypt(path, plan, parts)
+            for part in plan.kept_parts():
+                parts.submit_kept(part)
+            if first_new <= len(plan.parts):
+                plain_sha256 = self._encrypt(path, plan, parts, first_new)
+                plan.journal.note(plain_sha256=plain_sha256)
+            else:  # every part was sent before: nothing to encrypt
+                plain_sha256 = plan.journal.notes.get("plain_sha256") or _sha256_of(
+                    path
+                )
             parts.wait()
         finally:
             os.close(fd)
-        checksums = _checksums(plan, encrypted.plain_sha256)
+        checksums = _checksums(plan, plain_sha256)
         ctx.api.complete_upload(header.file_id, checksums)
         return UploadResult(
             path,
             header.alias,
             "uploaded",
             header.file_id,
-            encrypted.plain_size,
-            encrypted.encrypted_size,
-            encrypted.plain_sha256,
+            header.fingerprint.size,
+            header.encrypted_size,
+            plain_sha256,
             checksums.encrypted_md5,
             parts.bytes_sent,
         )
 
     def _encrypt(
-        self, path: Path, plan: _Plan, parts: "_PartUploads"
-    ) -> crypt.EncryptionResult:
+        self, path: Path, plan: _Plan, parts: "_PartUploads", first_part: int
+    ) -> str:
+        """Encrypt from ``first_part`` on, PUTting parts as they appear.
+
+        Returns:
+            The plaintext SHA-256 of the whole file.
+        """
         header = plan.header
         try:
-            return crypt.encrypt_file(
+            encrypted = crypt.encrypt_file(
                 path,
                 header.temp_path,
                 writer_secret_key=self._ctx.my_secret_key,
@@ -270,11 +311,12 @@ class FileUploader:
                 on_part=parts.submit,
                 workers=2,
                 session_key=plan.session_key,
-                first_part=plan.first_part,
+                first_part=first_part,
             )
         except Cancelled:
             parts.wait()  # raises the part error that caused the cancel
             raise
+        return encrypted.plain_sha256
 
 
 class _PartUploads:
@@ -289,9 +331,19 @@ class _PartUploads:
         self.bytes_sent = 0
 
     def submit(self, part: crypt.EncryptedPart) -> None:
+        """PUT a freshly encrypted part (unless the journal has it already)."""
+        if part.number in self._plan.journal.records:
+            return  # confirmed by an earlier run: never sent twice
+        self._submit(self._put, part)
+
+    def submit_kept(self, part: Part) -> None:
+        """PUT a part whose bytes an earlier run left complete in the temp file."""
+        self._submit(self._put_kept, part)
+
+    def _submit(self, func: Callable[[Any], None], part: object) -> None:
         if self._cancel.is_set() or self._ctx.engine.stopped:
             raise Cancelled(f"{self._plan.header.alias}: cancelled")
-        future = self._ctx.engine.submit(self._put, part)
+        future = self._ctx.engine.submit(func, part)
         future.add_done_callback(self._on_done)
         with self._lock:
             self._futures.append(future)
@@ -299,6 +351,10 @@ class _PartUploads:
     def _on_done(self, future: "Future[None]") -> None:
         if future.cancelled() or future.exception() is not None:
             self._cancel.set()
+
+    def _put_kept(self, part: Part) -> None:
+        md5, sha256 = _hash_kept_part(self._fd, self._plan, part)
+        self._put(crypt.EncryptedPart(part.number, part.offset, part.size, md5, sha256))
 
     def _put(self, part: crypt.EncryptedPart) -> None:
         alias = self._plan.header.alias
@@ -356,6 +412,65 @@ def _remove_pending(journal_path: Path) -> bool:
         return False
     journal.remove()
     return True
+
+
+def _hash_kept_part(fd: int, plan: _Plan, part: Part) -> tuple[str, str]:
+    """MD5 and SHA-256 of a part left in the temp file; its segments must be intact.
+
+    Raises:
+        InputFileError: the temp file is short or a segment fails its MAC.
+    """
+    total = plan.header.encrypted_size
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    for data in _read_range(fd, part.offset, part.end):
+        md5.update(data)
+        sha256.update(data)
+    # every segment overlapping the part, so the bytes the server gets decrypt
+    size, header = crypt.CIPHER_SEGMENT_SIZE, crypt.HEADER_SIZE
+    first = max(0, part.offset - header) // size
+    last = (part.end - 1 - header) // size if part.end > header else -1
+    decryptor = crypt.SegmentDecryptor([plan.session_key])
+    out = memoryview(bytearray(_READ_BLOCK))
+    segment = first
+    start = header + first * size
+    end = min(total, header + (last + 1) * size)
+    try:
+        for data in _read_range(fd, start, end):
+            decryptor.decrypt_into(data, out, segment)
+            segment += -(-len(data) // size)
+    except GhgaError:
+        raise InputFileError(
+            f"the encrypted temp file {plan.header.temp_path} is damaged in "
+            f"part {part.number}",
+            "Rerun the same command: the upload of this file starts over",
+        ) from None
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _read_range(fd: int, start: int, end: int) -> Iterator[memoryview]:
+    """Blocks of whole cipher segments (relative to ``start``) in [start, end)."""
+    buffer = memoryview(bytearray(_READ_BLOCK))
+    offset = start
+    while offset < end:
+        want = min(_READ_BLOCK, end - offset)
+        got = os.preadv(fd, [buffer[:want]], offset)
+        if got != want:
+            raise InputFileError(
+                "the encrypted temp file is shorter than its journal says",
+                "Rerun the same command: the upload of this file starts over",
+            )
+        yield buffer[:got]
+        offset += got
+
+
+def _sha256_of(path: Path) -> str:
+    """The SHA-256 of the (unchanged, fingerprint-checked) plaintext."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(_READ_BLOCK))
+    with path.open("rb", buffering=0) as handle:
+        while got := handle.readinto(buffer):
+            digest.update(buffer[:got])
+    return digest.hexdigest()
 
 
 def _checksums(plan: _Plan, plain_sha256: str) -> UploadChecksums:
