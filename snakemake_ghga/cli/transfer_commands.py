@@ -1,33 +1,44 @@
 """`ghga-transfer upload / download / ls / rm`: one line per file, a summary.
 
-Layer 5: parses arguments, builds a ``GhgaClient``, prints results. Exit 0
-only if every file succeeded (skipped files count as success), 1 otherwise;
-configuration errors raise ``ConfigError`` (exit 2 in ``cli.main``).
+Layer 5: parses arguments, builds a ``GhgaClient``, prints results. An
+upload prints each file's result line as soon as that file is done, then the
+summary; ``--receipt FILE`` also writes every file's result as JSON
+(atomically, also when some files failed). Exit 0 only if every file
+succeeded (skipped files count as success), 1 otherwise; configuration
+errors raise ``ConfigError`` (exit 2 in ``cli.main``).
 """
 
 import argparse
+import json
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from snakemake_ghga import keys
 from snakemake_ghga.api import DEFAULT_WKVS_URL
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.context import DownloadResult, UploadResult
-from snakemake_ghga.errors import ConfigError
+from snakemake_ghga.errors import ConfigError, GhgaError
 from snakemake_ghga.progress import (
     BarProgress,
     LineProgress,
     NullProgress,
     ProgressListener,
 )
+from snakemake_ghga.redact import redact_text
 from snakemake_ghga.token import read_token_text
 
 from .crypt_commands import add_key_options
 
 __all__ = ["parse_tsv", "register"]
 
+logger = logging.getLogger(__name__)
 SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _HEADER_WORDS = frozenset({"path", "file", "file_path", "filepath", "filename"})
 
@@ -101,6 +112,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--overwrite", action="store_true", help="replace aliases already in the box"
     )
     up.add_argument("--dry-run", action="store_true", help="print the plan only")
+    up.add_argument(
+        "--receipt",
+        type=Path,
+        metavar="FILE",
+        help="write each file's result (alias, file id, state, sizes, checksums, "
+        "error) as JSON to FILE, also when some files fail",
+    )
     _add_shared(up)
     up.set_defaults(handler=run_upload)
     down = subparsers.add_parser("download", help="download and decrypt files")
@@ -253,13 +271,125 @@ def _upload_line(result: UploadResult) -> str:
 
 
 def run_upload(args: argparse.Namespace) -> int:
-    """Handle `ghga-transfer upload`."""
+    """Handle `ghga-transfer upload`: one line per file as it ends, a summary."""
     items = _upload_items(args)
+    receipt: Path | None = None if args.dry_run else args.receipt
+    if receipt is not None:
+        _check_receipt_path(receipt)
     with build_client(args) as client:
         if args.dry_run:
             return _dry_run(client, items, args.overwrite)
-        results = client.upload(items, overwrite=args.overwrite)
-    return _summarise([(r.status, _upload_line(r)) for r in results], "uploaded")
+        counts: dict[str, int] = {}
+        results = []
+        with _file_pool(client, args.max_files) as pool:
+            futures = [
+                pool.submit(_upload_one, client, path, alias, args.overwrite)
+                for path, alias in items
+            ]
+            for future in as_completed(futures):
+                result = future.result()
+                counts[result.status] = counts.get(result.status, 0) + 1
+                _print_result(result.status, _upload_line(result))
+                results.append(result)
+        if receipt is not None:
+            order = {alias: n for n, (_, alias) in enumerate(items)}
+            results.sort(key=lambda r: order[r.alias])
+            _write_receipt(receipt, results, _box_states(client, results))
+    return _print_summary(counts, "uploaded")
+
+
+def _upload_one(
+    client: GhgaClient, path: Path, alias: str, overwrite: bool
+) -> UploadResult:
+    try:
+        return client.upload_file(path, alias, overwrite=overwrite)
+    except GhgaError as err:
+        return UploadResult(path, alias, "failed", error=redact_text(str(err)))
+
+
+@contextmanager
+def _file_pool(client: GhgaClient, workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool for whole files; on an error (Ctrl-C) the transfers stop first.
+
+    The uploads must unwind (keeping their resume state) before the client
+    closes its connections, so the engine is stopped and the pool drained here.
+    """
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="ghga-cli-file")
+    try:
+        yield pool
+    except BaseException:
+        client.engine.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _check_receipt_path(receipt: Path) -> None:
+    """Fail before anything is sent if the receipt cannot be written."""
+    parent = receipt.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create the receipt's directory {parent}: {err.strerror}",
+            "Choose a writable --receipt path; nothing was sent",
+        ) from None
+    if receipt.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(
+            f"cannot write the receipt {receipt}",
+            "Choose a writable --receipt file path; nothing was sent",
+        )
+
+
+def _box_states(
+    client: GhgaClient, results: list[UploadResult]
+) -> dict[str, str | None]:
+    """file id → state in the box now (one listing); empty if it failed."""
+    if not any(r.file_id for r in results):
+        return {}
+    try:
+        return {u.file_id: u.state for u in client.list_uploads()}
+    except GhgaError as err:
+        logger.warning("the receipt has no box states: %s", redact_text(str(err)))
+        return {}
+
+
+def _receipt_entry(result: UploadResult, states: dict[str, str | None]) -> Any:
+    return {
+        "path": str(result.path),
+        "alias": result.alias,
+        "status": result.status,
+        "file_id": result.file_id,
+        "state": states.get(result.file_id) if result.file_id else None,
+        "plain_size": result.plain_size if result.file_id else None,
+        "encrypted_size": result.encrypted_size if result.file_id else None,
+        "plain_sha256": result.plain_sha256,
+        "encrypted_md5": result.encrypted_md5,
+        "error": result.error,
+    }
+
+
+def _write_receipt(
+    path: Path, results: list[UploadResult], states: dict[str, str | None]
+) -> None:
+    """Write the receipt atomically: a temp file beside it, then a rename."""
+    body = {"files": [_receipt_entry(r, states) for r in results]}
+    data = (json.dumps(body, indent=2) + "\n").encode()
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as err:
+        temp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write the receipt {path}: {err.strerror or err}",
+            "The uploads above are done; rerun with a writable --receipt path "
+            "(finished files are then skipped)",
+        ) from None
 
 
 def _dry_run(client: GhgaClient, items: list[tuple[Path, str]], overwrite: bool) -> int:
@@ -274,16 +404,26 @@ def _dry_run(client: GhgaClient, items: list[tuple[Path, str]], overwrite: bool)
     return 0
 
 
+def _print_result(status: str, line: str) -> None:
+    stream = sys.stderr if status == "failed" else sys.stdout
+    print(line, file=stream, flush=True)
+
+
+def _print_summary(counts: dict[str, int], done_word: str) -> int:
+    summary = ", ".join(
+        f"{counts.get(word, 0)} {word}" for word in (done_word, "skipped", "failed")
+    )
+    print(f"summary: {summary}", flush=True)
+    ok = counts.get(done_word, 0) + counts.get("skipped", 0)
+    return 0 if ok == sum(counts.values()) else 1
+
+
 def _summarise(lines: list[tuple[str, str]], done_word: str) -> int:
     counts: dict[str, int] = {}
     for status, line in lines:
         counts[status] = counts.get(status, 0) + 1
-        print(line, file=sys.stderr if status == "failed" else sys.stdout)
-    summary = ", ".join(
-        f"{counts.get(word, 0)} {word}" for word in (done_word, "skipped", "failed")
-    )
-    print(f"summary: {summary}")
-    return 1 if counts.get("failed") else 0
+        _print_result(status, line)
+    return _print_summary(counts, done_word)
 
 
 # -- download, ls, rm -----------------------------------------------------------
