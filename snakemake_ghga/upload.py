@@ -64,6 +64,7 @@ def upload_state_paths(
     return base.with_suffix(".c4gh"), base.with_suffix(".journal")
 
 
+_CLOSED = "the interrupted upload was already closed"
 _READ_BLOCK = 16 * crypt.CIPHER_SEGMENT_SIZE  # read-back granularity (~1 MiB)
 
 
@@ -197,8 +198,12 @@ class FileUploader:
         header = journal.header
         reason = self._stale_reason(path, header)
         if reason is not None:
+            closed = reason.startswith(_CLOSED)
             self._ctx.progress.file_notice(
-                alias, f"discarding the resume journal: {reason}; starting over"
+                alias,
+                f"{reason}; dropping its resume journal"
+                if closed
+                else f"discarding the resume journal: {reason}; starting over",
             )
             self._discard(journal, header)
             return None
@@ -221,7 +226,7 @@ class FileUploader:
             return "its encrypted temp file is gone"
         if known is not None and known.file_id == header.file_id:
             if known.state != "init":
-                return f"the interrupted upload was already closed ({known.state})"
+                return f"{_CLOSED} ({known.state})"
             return None
         return "the server no longer holds the unfinished upload"
 

@@ -250,3 +250,38 @@ def test_journal_notes_survive_a_reload(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.records == {1: {"sha256": "a"}, 2: {"sha256": "b"}}
     assert loaded.notes == {"plain_sha256": "abc"}
+
+
+def test_rerun_after_a_close_that_landed_skips_and_cleans_up(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after the close succeeded but before the journal was removed."""
+    source = random_file(tmp_path / "src", "closed.bin", 1 * MiB)
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    token = sandbox.upload_token(user_keys.public)
+    original = GhgaApi.complete_upload
+
+    def close_then_interrupt(self: GhgaApi, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GhgaApi, "complete_upload", close_then_interrupt)
+    with (
+        pytest.raises(KeyboardInterrupt),
+        make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client,
+    ):
+        client.upload_file(source, "closed.bin")
+    monkeypatch.setattr(GhgaApi, "complete_upload", original)
+    assert list(tmp_dir.iterdir())  # the journal and temp file are still there
+
+    mark = len(sandbox.request_log())
+    with make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client:
+        result = client.upload_file(source, "closed.bin")
+
+    assert result.status == "skipped", result
+    assert body_bytes(sandbox, "PUT", mark) == 0
+    assert list(tmp_dir.iterdir()) == []
