@@ -126,6 +126,16 @@ class BarProgress:
             self._clear()
             self._draw(force=True)
 
+    def write_line(self, text: str, stream: TextIO) -> None:
+        """Print ``text`` on ``stream`` (e.g. stdout on the same terminal) above
+        the bars, so a redraw does not overwrite it."""
+        with self._lock:
+            self._clear()
+            self._stream.flush()
+            stream.write(text + "\n")
+            stream.flush()
+            self._draw(force=True)
+
     def _clear(self) -> None:
         if self._drawn_lines:
             self._stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")

@@ -180,7 +180,9 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     )
 
 
-def build_client(args: argparse.Namespace) -> GhgaClient:
+def build_client(
+    args: argparse.Namespace, progress: ProgressListener | None = None
+) -> GhgaClient:
     """Load keys, read the token and return a client for this run."""
     config = _config(args)
     secret = keys.load_private_key(args.my_private_key)
@@ -197,7 +199,7 @@ def build_client(args: argparse.Namespace) -> GhgaClient:
         my_public_key=public,
         ghga_public_key=pinned,
         config=config,
-        progress=_progress(args),
+        progress=progress or _progress(args),
     )
 
 
@@ -276,7 +278,8 @@ def run_upload(args: argparse.Namespace) -> int:
     receipt: Path | None = None if args.dry_run else args.receipt
     if receipt is not None:
         _check_receipt_path(receipt)
-    with build_client(args) as client:
+    progress = _progress(args)
+    with build_client(args, progress) as client:
         if args.dry_run:
             return _dry_run(client, items, args.overwrite)
         counts: dict[str, int] = {}
@@ -289,7 +292,7 @@ def run_upload(args: argparse.Namespace) -> int:
             for future in as_completed(futures):
                 result = future.result()
                 counts[result.status] = counts.get(result.status, 0) + 1
-                _print_result(result.status, _upload_line(result))
+                _print_result(result.status, _upload_line(result), progress)
                 results.append(result)
         if receipt is not None:
             order = {alias: n for n, (_, alias) in enumerate(items)}
@@ -404,9 +407,14 @@ def _dry_run(client: GhgaClient, items: list[tuple[Path, str]], overwrite: bool)
     return 0
 
 
-def _print_result(status: str, line: str) -> None:
+def _print_result(
+    status: str, line: str, progress: ProgressListener | None = None
+) -> None:
     stream = sys.stderr if status == "failed" else sys.stdout
-    print(line, file=stream, flush=True)
+    if isinstance(progress, BarProgress):  # keep the line clear of the bars
+        progress.write_line(line, stream)
+    else:
+        print(line, file=stream, flush=True)
 
 
 def _print_summary(counts: dict[str, int], done_word: str) -> int:
