@@ -233,13 +233,7 @@ class GhgaApi:
             )
 
     def _upload_box(self, package: models.WorkPackage) -> tuple[str, str]:
-        rdub, fub = package.research_data_upload_box_id, package.file_upload_box_id
-        if not rdub or not fub:
-            raise AuthError(
-                f"work package {package.package_id} is not for uploads",
-                "Request an upload token for your research data upload box",
-            )
-        return rdub, fub
+        return package.require_upload()
 
     # -- UCS ------------------------------------------------------------------
 

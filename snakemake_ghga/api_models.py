@@ -40,12 +40,48 @@ class WellKnownValues:
 
 @dataclass(frozen=True, slots=True)
 class WorkPackage:
-    """``GET /work-packages/{id}``: files (download) and box ids (upload)."""
+    """``GET /work-packages/{id}``: files (download) and box ids (upload).
+
+    ``type`` is "download" or "upload" (None if the service omits it).
+    """
 
     package_id: str
     files: dict[str, str]
     research_data_upload_box_id: str | None
     file_upload_box_id: str | None
+    type: str | None = None
+
+    @property
+    def is_upload_only(self) -> bool:
+        """True for an upload package: typed so, or untyped with a box and no files."""
+        if self.type is not None:
+            return self.type == "upload"
+        return not self.files and bool(self.file_upload_box_id)
+
+    def require_download(self) -> None:
+        """Raise ``AuthError`` if this package cannot be used for downloads."""
+        if self.is_upload_only:
+            raise AuthError(
+                f"work package {self.package_id} is an upload work package, "
+                "not for downloads",
+                "Request a download token in the GHGA Data Portal",
+            )
+
+    def require_upload(self) -> tuple[str, str]:
+        """Return (research data upload box id, file upload box id).
+
+        Raises:
+            AuthError: this is a download package (or it names no boxes).
+        """
+        rdub, fub = self.research_data_upload_box_id, self.file_upload_box_id
+        if self.type == "download" or not rdub or not fub:
+            kind = "a download work package, " if self.type == "download" else ""
+            raise AuthError(
+                f"work package {self.package_id} is {kind}not for uploads",
+                "Request an upload token for your research data upload box "
+                "in the GHGA Data Portal",
+            )
+        return rdub, fub
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +160,15 @@ def parse_work_package(package_id: str, body: Any) -> WorkPackage:
     if not isinstance(body, dict):
         raise ApiError("work package: unexpected response (not a JSON object)")
     files = body.get("files") or {}
+    if not isinstance(files, dict):
+        raise ApiError("work package: unexpected response ('files' is not an object)")
+    kind = body.get("type")
     return WorkPackage(
         package_id,
         {str(k): str(v) for k, v in files.items()},
         body.get("research_data_upload_box_id"),
         body.get("file_upload_box_id"),
+        str(kind) if kind is not None else None,
     )
 
 

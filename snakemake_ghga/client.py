@@ -102,8 +102,14 @@ class GhgaClient:
     # -- listing --------------------------------------------------------------
 
     def work_package_files(self) -> dict[str, str]:
-        """Return accession → file extension of the work package (one call)."""
-        return dict(self.api.work_package().files)
+        """Return accession → file extension of the work package (one call).
+
+        Raises:
+            AuthError: the token is for an upload work package.
+        """
+        package = self.api.work_package()
+        package.require_download()
+        return dict(package.files)
 
     def list_uploads(self) -> list[UploadInfo]:
         """Return the uploads in the box (alias, file id, state, sizes)."""

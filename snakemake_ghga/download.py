@@ -2,9 +2,13 @@
 
 Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``.
 The header-less ciphertext is fetched in segment-aligned ranges; each range
-is decrypted on arrival and written with ``os.pwrite`` at its plaintext offset
-into a 0600 temp file beside the output (``.c4gh`` output keeps ciphertext).
-Completed parts go to a journal, so a rerun fetches only the missing ones.
+is decrypted on arrival and written with ``crypt.pwrite_all`` at its plaintext
+offset into a 0600 temp file beside the output (``.c4gh`` output keeps
+ciphertext). Completed parts go to a journal, so a rerun fetches only the
+missing ones. An interrupted run (Ctrl-C, retries exhausted) keeps the temp
+file and journal; any other failure (a local write error, ciphertext that
+stays corrupt, a checksum mismatch) removes both, so no partial plaintext
+remains.
 The whole-file SHA-256 is computed in file order as parts complete (reading
 back the page-cached output) and compared with the DRS checksum before the
 temp file is renamed onto the output name.
@@ -15,13 +19,18 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future, wait
 from pathlib import Path
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import DrsObject
 from snakemake_ghga.context import DownloadResult, RunContext
-from snakemake_ghga.errors import ApiError, IntegrityError, PartFailedError
+from snakemake_ghga.errors import (
+    ApiError,
+    IntegrityError,
+    PartFailedError,
+    local_write_error,
+)
 from snakemake_ghga.journal import DownloadHeader, Journal
 from snakemake_ghga.parts import (
     CIPHER_SEGMENT_SIZE,
@@ -120,24 +129,38 @@ class _Sink:
     def __init__(
         self,
         fd: int,
+        path: str,
         decryptor: crypt.SegmentDecryptor,
         keep_encrypted: bool,
         header_size: int,
     ) -> None:
-        self._fd, self._decryptor = fd, decryptor
+        self._fd, self._path, self._decryptor = fd, path, decryptor
         self._keep, self._header_size = keep_encrypted, header_size
         self._buffers = threading.local()
 
     def write(self, cipher_offset: int, data: memoryview) -> None:
+        """Store ``data``; a corrupt segment raises DecryptionError, writing nothing.
+
+        Raises:
+            DecryptionError: a segment failed its MAC check (the engine refetches).
+            LocalFileError: the temp file could not be written (e.g. disk full).
+        """
         if self._keep:
-            os.pwrite(self._fd, data, self._header_size + cipher_offset)
+            self.write_at(data, self._header_size + cipher_offset)
             return
         out: bytearray | None = getattr(self._buffers, "out", None)
         if out is None or len(out) < len(data):
             out = self._buffers.out = bytearray(len(data))
         first = cipher_offset // CIPHER_SEGMENT_SIZE
         count = self._decryptor.decrypt_into(data, memoryview(out), first)
-        os.pwrite(self._fd, memoryview(out)[:count], plain_offset_of(cipher_offset))
+        self.write_at(memoryview(out)[:count], plain_offset_of(cipher_offset))
+
+    def write_at(self, data: memoryview | bytes, offset: int) -> None:
+        """Write all of ``data`` at ``offset`` of the temp file."""
+        try:
+            crypt.pwrite_all(self._fd, data, offset)
+        except OSError as err:
+            raise local_write_error(self._path, err) from err
 
 
 class FileDownloader:
@@ -202,9 +225,13 @@ class FileDownloader:
                 "this download; starting over",
             )
         temp.unlink(missing_ok=True)
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.close(fd)
-        return Journal.create(journal_path, wanted)
+        try:
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(fd)
+            return Journal.create(journal_path, wanted)
+        except OSError as err:
+            temp.unlink(missing_ok=True)
+            raise local_write_error(destination.parent, err) from err
 
     def _fetch(
         self,
@@ -220,15 +247,21 @@ class FileDownloader:
         total = len(envelope) + drs.size if keep else crypt.plain_size_of(drs.size)
         fd = os.open(header.temp_path, os.O_RDWR)
         try:
-            os.ftruncate(fd, total)
+            sink = _Sink(fd, header.temp_path, decryptor, keep, len(envelope))
+            try:
+                os.ftruncate(fd, total)
+            except OSError as err:
+                raise local_write_error(header.temp_path, err) from err
             if keep:
-                os.pwrite(fd, envelope, 0)
+                sink.write_at(envelope, 0)
             hasher = _OrderedHasher(
                 fd, plan, len(envelope), decryptor if keep else None
             )
-            sink = _Sink(fd, decryptor, keep, len(envelope))
             received = self._run_parts(drs, plan, journal, sink, hasher)
-            os.fsync(fd)
+            try:
+                os.fsync(fd)
+            except OSError as err:
+                raise local_write_error(header.temp_path, err) from err
         finally:
             os.close(fd)
         _verify(drs, hasher.hexdigest())
@@ -260,10 +293,19 @@ class FileDownloader:
             )
         for future in futures:
             future.add_done_callback(lambda f: _cancel_on_error(f, cancel))
-        errors = [f.exception() for f in futures]
+        try:
+            errors = [_exception_of(f) for f in futures]
+        except BaseException:  # e.g. Ctrl-C in this thread: stop this file's parts
+            cancel.set()
+            for future in futures:
+                future.cancel()
+            wait(futures)  # no part may write after the caller closes the fd
+            raise
         real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
         if real:
             raise real[0]
+        if any(errors):  # e.g. Ctrl-C: parts stopped early; keep temp and journal
+            raise Cancelled(f"download of {name}: interrupted")
         return received
 
     def _get_part(
@@ -284,8 +326,19 @@ class FileDownloader:
             cancel,
             lambda delta: self._ctx.progress.file_progress(name, delta),
         )
-        journal.confirm(part.number)
+        try:
+            journal.confirm(part.number)
+        except OSError as err:
+            raise local_write_error(journal.path, err) from err
         hasher.part_done(part.number)
+
+
+def _exception_of(future: "Future[None]") -> BaseException | None:
+    """The future's exception; a future cancelled before it ran counts as Cancelled."""
+    try:
+        return future.exception()
+    except CancelledError:
+        return Cancelled("cancelled before it started")
 
 
 def _cancel_on_error(future: "Future[None]", cancel: threading.Event) -> None:

@@ -14,7 +14,14 @@ Design notes:
 - retries per part: connection errors (also resets mid-body), timeouts, 408,
   429 and 5xx, with exponential backoff + full jitter or ``Retry-After``; a 403
   or an expired URL makes the ``UrlSource`` fetch a fresh URL; a GET retried
-  after a reset continues at the first segment not yet delivered.
+  after a reset continues at the first segment not yet delivered;
+- a GET whose bytes the sink rejects (``DecryptionError``: a segment failed
+  its MAC) stores the good segments before the bad one and is retried from
+  the bad segment, at most ``CORRUPT_ATTEMPTS`` times; then the
+  ``DecryptionError`` (naming file, part and segment) ends the file, since a
+  rerun would most likely fetch the same bad bytes;
+- creating an engine installs ``redact.install_log_redaction`` so urllib3's
+  DEBUG request lines never carry a presigned URL's signature.
 """
 
 import logging
@@ -25,17 +32,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import urllib3
 from urllib3.exceptions import HTTPError
 
 from snakemake_ghga.config import BUFFER_BYTES, TransferConfig
-from snakemake_ghga.errors import GhgaError, PartFailedError
+from snakemake_ghga.errors import DecryptionError, GhgaError, PartFailedError
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
-from snakemake_ghga.redact import redact_url
+from snakemake_ghga.redact import install_log_redaction, redact_url
 
 __all__ = [
+    "CORRUPT_ATTEMPTS",
     "Cancelled",
     "PartSink",
     "TransferEngine",
@@ -45,6 +53,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+CORRUPT_ATTEMPTS = 3  # fetches of a part whose bytes fail their MAC check
 ProgressCallback = Callable[[int], None]
 
 
@@ -62,7 +71,12 @@ class PartSink(Protocol):
     """Receives downloaded ciphertext in whole segments (the last may be short)."""
 
     def write(self, cipher_offset: int, data: memoryview) -> None:
-        """Store ``data`` found at ``cipher_offset`` of the header-less body."""
+        """Store ``data`` found at ``cipher_offset`` of the header-less body.
+
+        Raises:
+            DecryptionError: ``data`` is corrupt (nothing of it was stored);
+                the engine fetches those bytes again.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,14 @@ class _Retryable(Exception):
         super().__init__(cause)
         self.retry_after_s = retry_after_s
         self.refresh_url = refresh_url
+
+
+class _Corrupt(_Retryable):
+    """The sink rejected fetched bytes; retried, but only ``CORRUPT_ATTEMPTS`` times."""
+
+    def __init__(self, error: DecryptionError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class _Fatal(Exception):
@@ -156,6 +178,7 @@ class TransferEngine:
         )
         self._buffers = threading.local()
         self._stopped = threading.Event()
+        install_log_redaction()
 
     def __enter__(self) -> "TransferEngine":
         return self
@@ -198,7 +221,7 @@ class TransferEngine:
         attempt_once: Callable[[str], None],
     ) -> None:
         cause: Exception | None = None
-        attempts = self.config.max_attempts
+        attempts, corrupt = self.config.max_attempts, 0
         for attempt in range(1, attempts + 1):
             if cancel.is_set() or self._stopped.is_set():
                 raise Cancelled(f"{label}: cancelled")
@@ -214,6 +237,10 @@ class TransferEngine:
                 logger.debug(
                     "%s part %d attempt %d: %s", label, part.number, attempt, err
                 )
+                if isinstance(err, _Corrupt):
+                    corrupt += 1
+                    if corrupt >= CORRUPT_ATTEMPTS or attempt == attempts:
+                        raise _corrupt_part(label, part, corrupt, err) from err.error
                 if err.refresh_url:
                     urls.invalidate(url)
                 if attempt < attempts:
@@ -278,7 +305,7 @@ class TransferEngine:
         done = [0]
 
         def attempt(url: str) -> None:
-            self._get(url, part, done, sink, on_bytes)
+            self._get(url, part, done, sink, cancel, on_bytes)
 
         self._run_attempts(label, part, urls, cancel, attempt)
 
@@ -295,6 +322,7 @@ class TransferEngine:
         part: Part,
         done: list[int],
         sink: PartSink,
+        cancel: threading.Event,
         on_bytes: ProgressCallback,
     ) -> None:
         start, end = part.offset + done[0], part.end - 1
@@ -311,7 +339,7 @@ class TransferEngine:
             raise _Retryable(f"{type(err).__name__} on {what}") from err
         try:
             _check_range_response(response, start, end, what)
-            self._stream(response, part, done, sink, on_bytes, what)
+            self._stream(response, part, done, sink, cancel, on_bytes, what)
         finally:
             response.release_conn()
 
@@ -321,22 +349,50 @@ class TransferEngine:
         part: Part,
         done: list[int],
         sink: PartSink,
+        cancel: threading.Event,
         on_bytes: ProgressCallback,
         what: str,
     ) -> None:
         buffer = self._buffer()
         while done[0] < part.size:
-            if self._stopped.is_set():
+            if self._stopped.is_set() or cancel.is_set():
                 raise Cancelled("stopped")
             want = min(len(buffer), part.size - done[0])
             got = _read_fully(response, buffer[:want], what)
             usable = got if got == want else got - got % CIPHER_SEGMENT_SIZE
             if usable:
-                sink.write(part.offset + done[0], buffer[:usable])
+                try:
+                    sink.write(part.offset + done[0], buffer[:usable])
+                except DecryptionError:
+                    _store_up_to_bad_segment(
+                        sink, part, done, buffer[:usable], on_bytes
+                    )
                 done[0] += usable
                 on_bytes(usable)
             if got < want:
                 raise _Retryable(f"body ended after {got} of {want} bytes on {what}")
+
+
+def _store_up_to_bad_segment(
+    sink: PartSink,
+    part: Part,
+    done: list[int],
+    block: memoryview,
+    on_bytes: ProgressCallback,
+) -> NoReturn:
+    """Store the block's segments one by one; raise ``_Corrupt`` at the bad one.
+
+    The retry then fetches from the bad segment, not from the block's start.
+    """
+    for start in range(0, len(block), CIPHER_SEGMENT_SIZE):
+        segment = block[start : start + CIPHER_SEGMENT_SIZE]
+        try:
+            sink.write(part.offset + done[0], segment)
+        except DecryptionError as err:
+            raise _Corrupt(err) from err
+        done[0] += len(segment)
+        on_bytes(len(segment))
+    raise _Corrupt(DecryptionError("the block was rejected, but no segment of it"))
 
 
 def _check_range_response(response: Any, start: int, end: int, what: str) -> None:
@@ -363,6 +419,17 @@ def _read_fully(response: Any, view: memoryview, what: str) -> int:
     except (HTTPError, OSError) as err:
         logger.debug("%s: %s after %d bytes", what, type(err).__name__, got)
     return got
+
+
+def _corrupt_part(
+    label: str, part: Part, fetches: int, corrupt: _Corrupt
+) -> DecryptionError:
+    return DecryptionError(
+        f"{label}: part {part.number} (bytes {part.byte_range}) failed its "
+        f"integrity check in {fetches} fetch(es): {corrupt.error.message}",
+        "The archive sent corrupted data; the partial download was removed. "
+        "Try again later and report it to GHGA if it repeats",
+    )
 
 
 def _part_failed(

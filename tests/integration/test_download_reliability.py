@@ -1,0 +1,296 @@
+"""Download failure modes against the sandbox: interruption keeps the resume
+state, a full disk says so, corrupt segments are fetched again, a token of the
+wrong direction is refused, and urllib3's DEBUG lines carry no signatures."""
+
+import dataclasses
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snakemake_ghga import crypt
+from snakemake_ghga.client import GhgaClient
+from snakemake_ghga.config import MiB, TransferConfig
+from snakemake_ghga.errors import (
+    AuthError,
+    DecryptionError,
+    LocalFileError,
+)
+from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, download_part_size
+from snakemake_ghga.sandbox import objecthttp
+from snakemake_ghga.sandbox.app import Sandbox
+from snakemake_ghga.transfer import CORRUPT_ATTEMPTS, Cancelled
+from tests.conftest import KeyPair
+
+from .conftest import PART, random_file
+
+SIZE = 12 * MiB
+
+
+class StopAfter:
+    """A progress listener that stops the engine (as Ctrl-C does) mid-file."""
+
+    def __init__(self, after_bytes: int) -> None:
+        self.after_bytes = after_bytes
+        self.seen = 0
+        self.stop: Callable[[], None] = lambda: None
+
+    def file_started(self, name: str, total_bytes: int) -> None:
+        pass
+
+    def file_progress(self, name: str, delta_bytes: int) -> None:
+        self.seen += delta_bytes
+        if self.seen >= self.after_bytes:
+            self.stop()
+
+    def file_notice(self, name: str, message: str) -> None:
+        pass
+
+    def file_finished(self, name: str, ok: bool, message: str) -> None:
+        pass
+
+
+def _client(sandbox: Sandbox, keys: KeyPair, token: str, **options: Any) -> GhgaClient:
+    progress = options.pop("progress", None)
+    settings: dict[str, Any] = {"part_size_bytes": PART, "max_workers": 2}
+    settings.update(options)
+    return GhgaClient(
+        wkvs_url=sandbox.wkvs_url,
+        token=token,
+        my_secret_key=keys.secret,
+        my_public_key=keys.public,
+        config=TransferConfig(**settings),
+        progress=progress,
+    )
+
+
+@pytest.fixture
+def archived(sandbox: Sandbox, tmp_path: Path) -> tuple[Path, str]:
+    source = random_file(tmp_path / "in", "data.bin", SIZE)
+    return source, sandbox.add_file(source)
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# -- 1. an interrupted download keeps its resume state --------------------------
+
+
+def test_stopped_download_keeps_part_file_and_journal_then_resumes(
+    sandbox: Sandbox, user_keys: KeyPair, archived: tuple[Path, str], tmp_path: Path
+) -> None:
+    source, accession = archived
+    token = sandbox.download_token(user_keys.public, [accession])
+    destination = tmp_path / "out" / "data.bin"
+    destination.parent.mkdir()
+    progress = StopAfter(PART + 1)
+    with _client(sandbox, user_keys, token, max_workers=1, progress=progress) as c:
+        progress.stop = c.engine.stop
+        with pytest.raises(Cancelled):
+            c.download_file(accession, destination)
+    assert _leftovers(destination.parent) == [".data.bin.journal", ".data.bin.part"]
+    assert not destination.exists()
+
+    with _client(sandbox, user_keys, token) as c:
+        result = c.download_file(accession, destination)
+    assert result.status == "downloaded"
+    assert destination.read_bytes() == source.read_bytes()
+    assert 0 < result.bytes_received < crypt.encrypted_size(SIZE, 0)
+    assert _leftovers(destination.parent) == ["data.bin"]
+
+
+# -- 2. a full disk is reported as such ------------------------------------------
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.pwrite into a `.part` file writes short past 1 MiB, as on a full disk."""
+    real = os.pwrite
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        if not os.readlink(f"/proc/self/fd/{fd}").endswith(".part"):
+            return real(fd, data, offset)
+        view = memoryview(data)[: max(0, MiB - offset)]
+        return real(fd, view, offset) if len(view) else 0
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+
+
+def test_full_disk_says_no_space_and_leaves_nothing(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    tmp_path: Path,
+    full_disk: None,
+) -> None:
+    _, accession = archived
+    out = tmp_path / "out"
+    out.mkdir()
+    with _client(
+        sandbox, user_keys, sandbox.download_token(user_keys.public, [accession])
+    ) as c:
+        with pytest.raises(LocalFileError) as caught:
+            c.download_file(accession, out / "data.bin")
+        [failed] = c.download([accession], out)
+    assert os.strerror(errno.ENOSPC) in str(caught.value)
+    assert "data.bin" in str(caught.value)
+    assert failed.status == "failed"
+    assert failed.error is not None and "No space left" in failed.error
+    assert _leftovers(out) == []
+
+
+# -- 3. corrupt ciphertext is fetched again, then refused -------------------------
+
+
+class Corruptor:
+    """Serves one flipped byte at object offset ``bad`` for ``times`` GETs."""
+
+    def __init__(self, tmp: Path, bad: int, times: int | None) -> None:
+        self.tmp, self.bad, self.times = tmp, bad, times
+        self.lock = threading.Lock()
+        self.corrupted = 0
+        self.starts: list[int] = []  # first byte of every GET covering `bad`
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        original: Callable[..., Any] = objecthttp._get_object
+
+        def serve(store: Any, request: Any) -> Any:
+            response = original(store, request)
+            piece = response.file_slice
+            if piece is None or not piece.offset <= self.bad < piece.offset + (
+                piece.length
+            ):
+                return response
+            with self.lock:
+                self.starts.append(piece.offset)
+                if self.times is not None and self.corrupted >= self.times:
+                    return response
+                self.corrupted += 1
+                bad_copy = self._bad_copy(piece.path)
+            return dataclasses.replace(
+                response, file_slice=dataclasses.replace(piece, path=bad_copy)
+            )
+
+        monkeypatch.setattr(objecthttp, "_get_object", serve)
+
+    def _bad_copy(self, path: Path) -> Path:
+        copy = self.tmp / "corrupt-object"
+        if not copy.exists():
+            data = bytearray(path.read_bytes())
+            data[self.bad] ^= 0xFF
+            copy.write_bytes(bytes(data))
+        return copy
+
+
+def _bad_offset() -> tuple[int, int]:
+    """An object offset inside segment 3 of part 2, and that segment's number."""
+    part_size = download_part_size(PART)
+    segment = part_size // CIPHER_SEGMENT_SIZE + 3
+    return segment * CIPHER_SEGMENT_SIZE + 1000, segment
+
+
+def test_corrupt_segment_is_fetched_again_from_that_segment(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source, accession = archived
+    bad, segment = _bad_offset()
+    corruptor = Corruptor(tmp_path, bad, times=1)
+    corruptor.install(monkeypatch)
+    token = sandbox.download_token(user_keys.public, [accession])
+    with _client(sandbox, user_keys, token) as c:
+        [result] = c.download([accession], tmp_path / "out")
+    assert result.status == "downloaded", result.error
+    assert result.path.read_bytes() == source.read_bytes()
+    assert corruptor.corrupted == 1
+    # the second GET starts at the bad segment, not at the part or block start
+    assert corruptor.starts[1:] == [segment * CIPHER_SEGMENT_SIZE]
+    assert _leftovers(tmp_path / "out") == [result.path.name]
+
+
+def test_persistently_corrupt_segment_fails_naming_part_and_segment(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, accession = archived
+    bad, segment = _bad_offset()
+    corruptor = Corruptor(tmp_path, bad, times=None)
+    corruptor.install(monkeypatch)
+    token = sandbox.download_token(user_keys.public, [accession])
+    out = tmp_path / "out"
+    out.mkdir()
+    with (
+        _client(sandbox, user_keys, token) as c,
+        pytest.raises(DecryptionError) as caught,
+    ):
+        c.download_file(accession, out / "data.bin")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert accession in message and "part 2" in message
+    assert f"segment {segment} " in message
+    assert corruptor.corrupted == CORRUPT_ATTEMPTS
+    assert _leftovers(out) == []  # no partial plaintext, no journal
+
+
+# -- 4. a token for the other direction is refused -------------------------------
+
+
+def test_upload_token_used_for_download_is_refused(
+    sandbox: Sandbox, user_keys: KeyPair, tmp_path: Path
+) -> None:
+    token = sandbox.upload_token(user_keys.public)
+    with (
+        _client(sandbox, user_keys, token) as c,
+        pytest.raises(AuthError, match="is an upload work package") as caught,
+    ):
+        c.download(None, tmp_path / "out")
+    assert "request a download token" in str(caught.value).lower()
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_download_token_used_for_upload_is_refused(
+    sandbox: Sandbox, user_keys: KeyPair, archived: tuple[Path, str]
+) -> None:
+    source, accession = archived
+    token = sandbox.download_token(user_keys.public, [accession])
+    with (
+        _client(sandbox, user_keys, token) as c,
+        pytest.raises(AuthError, match="download work package, not for uploads"),
+    ):
+        c.upload([(source, "data.bin")])
+    assert [u.alias for u in sandbox.uploads()] == []
+
+
+# -- 5. third-party DEBUG logs carry no presigned signatures ----------------------
+
+
+def test_root_debug_logging_shows_no_presigned_query(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, accession = archived
+    caplog.set_level(logging.DEBUG)  # the root logger, as a host may do
+    token = sandbox.download_token(user_keys.public, [accession])
+    with _client(sandbox, user_keys, token) as c:
+        [result] = c.download([accession], tmp_path / "out")
+    assert result.status == "downloaded"
+    lines = [r.getMessage() for r in caplog.records]
+    requests = [line for line in lines if '"GET /' in line]
+    assert requests, "urllib3 logged no request lines; the test proves nothing"
+    assert [line for line in lines if "signature=" in line] == []
+    assert any("?<redacted>" in line for line in requests)
