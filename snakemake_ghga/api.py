@@ -22,7 +22,7 @@ from urllib3.util.retry import Retry
 
 from snakemake_ghga import api_models as models
 from snakemake_ghga.errors import ApiError, AuthError
-from snakemake_ghga.redact import redact_text
+from snakemake_ghga.redact import install_log_redaction, redact_text
 from snakemake_ghga.token import WorkPackageToken, open_sealed_box
 
 __all__ = ["DEFAULT_WKVS_URL", "WOT_MARGIN_S", "GhgaApi"]
@@ -84,6 +84,7 @@ class GhgaApi:
         self._wots: dict[_WotKey, tuple[str, float]] = {}
         self._wot_locks: dict[_WotKey, threading.Lock] = {}
         self.request_count = 0
+        install_log_redaction()  # requests logs through urllib3
 
     def close(self) -> None:
         """Close the session's pooled connections."""

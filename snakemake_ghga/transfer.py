@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -361,29 +361,31 @@ class TransferEngine:
             got = _read_fully(response, buffer[:want], what)
             usable = got if got == want else got - got % CIPHER_SEGMENT_SIZE
             if usable:
-                try:
-                    sink.write(part.offset + done[0], buffer[:usable])
-                except DecryptionError:
-                    _store_up_to_bad_segment(
-                        sink, part, done, buffer[:usable], on_bytes
-                    )
-                done[0] += usable
-                on_bytes(usable)
+                _store(sink, part, done, buffer[:usable], on_bytes)
             if got < want:
                 raise _Retryable(f"body ended after {got} of {want} bytes on {what}")
 
 
-def _store_up_to_bad_segment(
+def _store(
     sink: PartSink,
     part: Part,
     done: list[int],
     block: memoryview,
     on_bytes: ProgressCallback,
-) -> NoReturn:
-    """Store the block's segments one by one; raise ``_Corrupt`` at the bad one.
+) -> None:
+    """Hand ``block`` to the sink and advance ``done``.
 
-    The retry then fetches from the bad segment, not from the block's start.
+    If the sink rejects it, its segments are stored one by one up to the bad
+    one, and ``_Corrupt`` makes the retry fetch from that segment on.
     """
+    try:
+        sink.write(part.offset + done[0], block)
+    except DecryptionError:
+        pass
+    else:
+        done[0] += len(block)
+        on_bytes(len(block))
+        return
     for start in range(0, len(block), CIPHER_SEGMENT_SIZE):
         segment = block[start : start + CIPHER_SEGMENT_SIZE]
         try:
@@ -392,7 +394,6 @@ def _store_up_to_bad_segment(
             raise _Corrupt(err) from err
         done[0] += len(segment)
         on_bytes(len(segment))
-    raise _Corrupt(DecryptionError("the block was rejected, but no segment of it"))
 
 
 def _check_range_response(response: Any, start: int, end: int, what: str) -> None:

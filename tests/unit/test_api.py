@@ -9,7 +9,12 @@ import requests_mock
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from snakemake_ghga.api import GhgaApi
-from snakemake_ghga.api_models import Staging, UploadChecksums, jwt_claims
+from snakemake_ghga.api_models import (
+    Staging,
+    UploadChecksums,
+    jwt_claims,
+    parse_work_package,
+)
 from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
 from snakemake_ghga.token import WorkPackageToken
 
@@ -298,3 +303,71 @@ def test_concurrent_callers_share_one_wot_fetch(
         urls = list(pool.map(lambda _: api.part_upload_url(FILE_ID, 1), range(16)))
     assert urls == ["http://s3/p"] * 16
     assert _count(mock, "POST", "work-order-tokens") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "download_ok", "upload_ok"),
+    [
+        ({"type": "upload", "research_data_upload_box_id": RDUB}, False, False),
+        (
+            {
+                "type": "upload",
+                "research_data_upload_box_id": RDUB,
+                "file_upload_box_id": FUB,
+            },
+            False,
+            True,
+        ),
+        ({"type": "download", "files": {"GHGAF1": ".bam"}}, True, False),
+        (  # a download package that also names boxes is still not for uploads
+            {
+                "type": "download",
+                "files": {"GHGAF1": ".bam"},
+                "research_data_upload_box_id": RDUB,
+                "file_upload_box_id": FUB,
+            },
+            True,
+            False,
+        ),
+        (  # untyped (older services): judged by what it holds
+            {"research_data_upload_box_id": RDUB, "file_upload_box_id": FUB},
+            False,
+            True,
+        ),
+        ({"files": {"GHGAF1": ".bam"}}, True, False),
+    ],
+)
+def test_work_package_type_decides_the_direction(
+    body: dict[str, Any], download_ok: bool, upload_ok: bool
+) -> None:
+    package = parse_work_package(PACKAGE, body)
+    assert package.type == body.get("type")
+    if download_ok:
+        package.require_download()
+    else:
+        with pytest.raises(AuthError, match="is an upload work package") as caught:
+            package.require_download()
+        assert "request a download token" in str(caught.value).lower()
+    if upload_ok:
+        assert package.require_upload() == (RDUB, FUB)
+    else:
+        with pytest.raises(AuthError, match="not for uploads") as caught:
+            package.require_upload()
+        assert "upload token" in str(caught.value)
+
+
+def test_download_package_used_for_upload_fails_before_any_wot(
+    api: GhgaApi, mock: requests_mock.Mocker
+) -> None:
+    mock.get(
+        f"{WPS}/work-packages/{PACKAGE}",
+        json={
+            "type": "download",
+            "files": {"GHGAF1": ".bam"},
+            "research_data_upload_box_id": RDUB,
+            "file_upload_box_id": FUB,
+        },
+    )
+    with pytest.raises(AuthError, match="is a download work package, not for uploads"):
+        api.list_uploads()
+    assert _count(mock, "POST", "work-order-tokens") == 0

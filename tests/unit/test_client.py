@@ -2,12 +2,13 @@
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from snakemake_ghga.api_models import FileUpload
-from snakemake_ghga.client import _check_unique, _live_by_alias
-from snakemake_ghga.errors import ConfigError
+from snakemake_ghga.api_models import FileUpload, WorkPackage
+from snakemake_ghga.client import GhgaClient, _check_unique, _live_by_alias
+from snakemake_ghga.errors import AuthError, ConfigError
 from snakemake_ghga.progress import BarProgress, LineProgress
 from snakemake_ghga.upload import upload_state_paths
 
@@ -68,3 +69,13 @@ def test_line_progress_prints_starts_and_notices_only() -> None:
         "f: started (10 bytes)",
         "f: being staged",
     ]
+
+
+def test_work_package_files_refuses_an_upload_package() -> None:
+    upload_package = WorkPackage("wp-1", {}, "rdub", "fub", "upload")
+    client = SimpleNamespace(api=SimpleNamespace(work_package=lambda: upload_package))
+    with pytest.raises(AuthError, match="wp-1 is an upload work package"):
+        GhgaClient.work_package_files(client)  # type: ignore[arg-type]
+    download_package = WorkPackage("wp-2", {"GHGAF1": ".bam"}, None, None, "download")
+    client.api.work_package = lambda: download_package
+    assert GhgaClient.work_package_files(client) == {"GHGAF1": ".bam"}  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -12,9 +13,15 @@ import pytest
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from snakemake_ghga.config import TransferConfig
-from snakemake_ghga.errors import PartFailedError
+from snakemake_ghga.errors import DecryptionError, PartFailedError
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
-from snakemake_ghga.transfer import Cancelled, TransferEngine, UploadPart
+from snakemake_ghga.redact import RedactingFilter
+from snakemake_ghga.transfer import (
+    CORRUPT_ATTEMPTS,
+    Cancelled,
+    TransferEngine,
+    UploadPart,
+)
 
 
 class FakeResponse:
@@ -299,3 +306,105 @@ def test_get_part_full_body_200_is_fatal(sleeps: list[float]) -> None:
             "d", Part(1, 0, len(body)), Urls(), sink, threading.Event(), lambda _: None
         )
     assert sink.writes == []
+
+
+class CheckingSink(Sink):
+    """Rejects bytes that differ from ``expected``, naming the first bad segment."""
+
+    def __init__(self, expected: bytes) -> None:
+        super().__init__(len(expected))
+        self.expected = expected
+
+    def write(self, cipher_offset: int, data: memoryview) -> None:
+        want = self.expected[cipher_offset : cipher_offset + len(data)]
+        if bytes(data) != want:
+            first = next(
+                i for i, (a, b) in enumerate(zip(data, want, strict=True)) if a != b
+            )
+            segment = (cipher_offset + first) // CIPHER_SEGMENT_SIZE
+            raise DecryptionError(f"segment {segment} failed authentication")
+        super().write(cipher_offset, data)
+
+
+def _flipped(body: bytes, at: int) -> bytes:
+    return body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
+
+
+def test_get_part_corrupt_segment_is_fetched_again_from_that_segment(
+    sleeps: list[float],
+) -> None:
+    body = os.urandom(6 * CIPHER_SEGMENT_SIZE + 100)
+    part = Part(1, 0, len(body))
+    bad = _flipped(body, 3 * CIPHER_SEGMENT_SIZE + 500)
+    pool = FakePool([_ranged(bad), _ranged(body)])
+    sink = CheckingSink(body)
+    moved: list[int] = []
+    _engine(pool, sleeps).get_part(
+        "download of X", part, Urls(), sink, threading.Event(), moved.append
+    )
+    assert bytes(sink.data) == body
+    assert len(pool.requests) == 2
+    retry_range = pool.requests[1][2]["Range"]
+    assert retry_range == f"bytes={3 * CIPHER_SEGMENT_SIZE}-{len(body) - 1}"
+    assert sum(moved) == len(body)  # every byte counted once
+
+
+def test_get_part_persistently_corrupt_is_a_decryption_error(
+    sleeps: list[float],
+) -> None:
+    body = os.urandom(4 * CIPHER_SEGMENT_SIZE)
+    part = Part(2, 0, len(body))
+    pool = FakePool([_ranged(_flipped(body, 2 * CIPHER_SEGMENT_SIZE + 7))] * 10)
+    sink = CheckingSink(body)
+    with pytest.raises(DecryptionError) as caught:
+        _engine(pool, sleeps, attempts=6).get_part(
+            "download of GHGAF1", part, Urls(), sink, threading.Event(), lambda _: None
+        )
+    message = str(caught.value)
+    assert "download of GHGAF1: part 2" in message
+    assert "segment 2 failed authentication" in message
+    assert f"{CORRUPT_ATTEMPTS} fetch(es)" in message
+    assert len(pool.requests) == CORRUPT_ATTEMPTS
+    assert not isinstance(caught.value, PartFailedError)  # not kept for a rerun
+
+
+def test_get_part_stops_mid_body_when_its_file_is_cancelled(
+    sleeps: list[float],
+) -> None:
+    body = os.urandom(40 * CIPHER_SEGMENT_SIZE)
+    cancel = threading.Event()
+
+    class CancellingSink(Sink):
+        def write(self, cipher_offset: int, data: memoryview) -> None:
+            super().write(cipher_offset, data)
+            cancel.set()  # another part of the file failed meanwhile
+
+    sink = CancellingSink(len(body))
+    with pytest.raises(Cancelled):
+        _engine(FakePool([_ranged(body)]), sleeps).get_part(
+            "d", Part(1, 0, len(body)), Urls(), sink, cancel, lambda _: None
+        )
+    assert len(sink.writes) == 1
+
+
+def test_engine_redacts_urllib3_debug_request_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for _ in range(2):
+        TransferEngine(TransferConfig()).close()
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    assert sum(isinstance(f, RedactingFilter) for f in pool_logger.filters) == 1
+    pool_logger.debug(
+        '%s://%s:%s "%s %s %s" %s %s',
+        "https",
+        "s3.test",
+        443,
+        "GET",
+        "/outbox/obj?X-Amz-Credential=AK&X-Amz-Signature=deadbeef",
+        "HTTP/1.1",
+        206,
+        100,
+    )
+    [line] = [r.getMessage() for r in caplog.records if r.name == pool_logger.name]
+    assert line == 'https://s3.test:443 "GET /outbox/obj?<redacted> HTTP/1.1" 206 100'
