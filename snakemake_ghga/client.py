@@ -10,8 +10,9 @@ while others are still moving, so many small files do not go one by one.
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from snakemake_ghga import crypt
@@ -219,28 +220,39 @@ class GhgaClient:
         *,
         overwrite: bool = False,
         keep_encrypted: bool = False,
+        on_result: Callable[[DownloadResult], None] | None = None,
     ) -> list[DownloadResult]:
         """Download files (default: all of the work package) into ``output_dir``.
 
         Staging is requested for every file at once; each download starts as
-        soon as its file is ready. One result per accession, in order.
+        soon as its file is ready. One result per accession, in order;
+        ``on_result`` also gets each result as soon as it is known (from
+        worker threads: the callback must be thread-safe).
         """
+        report = on_result or _ignore
         files = self.work_package_files()
         wanted = list(accessions) if accessions else sorted(files)
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         results: dict[str, DownloadResult | Future[DownloadResult]] = {}
         pending: dict[str, Path] = {}
         for accession in wanted:
-            results[accession] = self._plan_download(
+            planned = self._plan_download(
                 accession, files, Path(output_dir), overwrite, keep_encrypted, pending
             )
+            results[accession] = planned
+            if planned.status != "pending":
+                report(planned)
         for accession, drs in self._staged(list(pending)):
             if isinstance(drs, GhgaError):
-                results[accession] = self._failed(accession, pending[accession], drs)
+                failed = self._failed(accession, pending[accession], drs)
+                results[accession] = failed
+                report(failed)
                 continue
-            results[accession] = self._files.submit(
+            future = self._files.submit(
                 self._download_one, drs, pending[accession], keep_encrypted, True
             )
+            future.add_done_callback(partial(_report_done, report))
+            results[accession] = future
         return [
             r if isinstance(r, DownloadResult) else r.result()
             for r in (results[a] for a in wanted)
@@ -353,6 +365,18 @@ class GhgaClient:
                 accession, f"being staged; asking again in {answer.retry_after_s:.0f} s"
             )
         return answer
+
+
+def _ignore(_result: DownloadResult) -> None:
+    """The default on_result: nothing to report to."""
+
+
+def _report_done(
+    report: Callable[[DownloadResult], None], future: "Future[DownloadResult]"
+) -> None:
+    """Hand a finished download's result to the caller's callback."""
+    if not future.cancelled() and future.exception() is None:
+        report(future.result())
 
 
 def _live_by_alias(uploads: list[FileUpload]) -> dict[str, FileUpload]:

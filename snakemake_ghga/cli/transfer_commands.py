@@ -1,8 +1,8 @@
 """`ghga-transfer upload / download / ls / rm`: one line per file, a summary.
 
-Layer 5: parses arguments, builds a ``GhgaClient``, prints results. An
-upload prints each file's result line as soon as that file is done, then the
-summary; ``--receipt FILE`` also writes every file's result as JSON
+Layer 5: parses arguments, builds a ``GhgaClient``, prints results. Uploads
+and downloads print each file's result line as soon as that file is done,
+then the summary; ``--receipt FILE`` also writes every file's result as JSON
 (atomically, also when some files failed). Exit 0 only if every file
 succeeded (skipped files count as success), 1 otherwise; configuration
 errors raise ``ConfigError`` (exit 2 in ``cli.main``).
@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -426,14 +427,6 @@ def _print_summary(counts: dict[str, int], done_word: str) -> int:
     return 0 if ok == sum(counts.values()) else 1
 
 
-def _summarise(lines: list[tuple[str, str]], done_word: str) -> int:
-    counts: dict[str, int] = {}
-    for status, line in lines:
-        counts[status] = counts.get(status, 0) + 1
-        _print_result(status, line)
-    return _print_summary(counts, done_word)
-
-
 # -- download, ls, rm -----------------------------------------------------------
 
 
@@ -448,14 +441,24 @@ def _download_line(result: DownloadResult) -> str:
 
 def run_download(args: argparse.Namespace) -> int:
     """Handle `ghga-transfer download`."""
-    with build_client(args) as client:
-        results = client.download(
+    progress = _progress(args)
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def report(result: DownloadResult) -> None:  # called as each file ends
+        with lock:
+            counts[result.status] = counts.get(result.status, 0) + 1
+            _print_result(result.status, _download_line(result), progress)
+
+    with build_client(args, progress) as client:
+        client.download(
             args.accessions or None,
             args.output_dir,
             overwrite=args.overwrite,
             keep_encrypted=args.keep_encrypted,
+            on_result=report,
         )
-    return _summarise([(r.status, _download_line(r)) for r in results], "downloaded")
+    return _print_summary(counts, "downloaded")
 
 
 def run_ls(args: argparse.Namespace) -> int:
