@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from snakemake_ghga import api_models as models
+from snakemake_ghga.config import DEFAULT_WKVS_URL
 from snakemake_ghga.errors import ApiError, AuthError
 from snakemake_ghga.redact import install_log_redaction, redact_text
 from snakemake_ghga.token import WorkPackageToken, open_sealed_box
@@ -29,7 +30,6 @@ __all__ = ["DEFAULT_WKVS_URL", "WOT_MARGIN_S", "GhgaApi"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WKVS_URL = "https://data.ghga.de/.well-known"
 WOT_MARGIN_S = 5.0
 _OPAQUE_WOT_TTL_S = 20.0
 _LISTING_PAGE = 1000

@@ -24,12 +24,14 @@ from snakemake_ghga.errors import ConfigError
 __all__ = [
     "BUFFER_BYTES",
     "DEFAULT_PART_SIZE_BYTES",
+    "DEFAULT_WKVS_URL",
     "MAX_PART_SIZE_BYTES",
     "MIN_PART_SIZE_BYTES",
     "MiB",
     "TransferConfig",
 ]
 
+DEFAULT_WKVS_URL = "https://data.ghga.de/.well-known"
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE_BYTES = 64 * MiB
 MIN_PART_SIZE_BYTES = 5 * MiB

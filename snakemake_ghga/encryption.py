@@ -53,7 +53,7 @@ class EncryptionResult:
     path: Path
     plain_size: int
     encrypted_size: int
-    plain_sha256: str
+    plain_sha256: str | None
     part_size: int | None
     parts: tuple[EncryptedPart, ...]
 
@@ -74,6 +74,7 @@ def encrypt_file(
     workers: int = 2,
     session_key: bytes | None = None,
     first_part: int = 1,
+    hash_plaintext: bool = True,
 ) -> EncryptionResult:
     """Encrypt `source` into the Crypt4GH file `destination` in one pass.
 
@@ -88,6 +89,8 @@ def encrypt_file(
         workers: encryption threads.
         session_key: the data key; random when None.
         first_part: resume at this 1-based part of an existing destination.
+        hash_plaintext: compute the plaintext SHA-256 (None in the result
+            otherwise; plain encryption does not need it).
 
     Returns:
         Sizes, the plaintext SHA-256 and the parts hashed by this call.
@@ -111,7 +114,7 @@ def encrypt_file(
         if first_part > 1:
             _check_straddling_segment(dst, layout, key)
         plain_sha256, parts = run_stages(
-            src, dst, layout, key, prefix, part_size, on_part, workers
+            src, dst, layout, key, prefix, part_size, on_part, workers, hash_plaintext
         )
         os.ftruncate(dst, layout.total)
     except OSError as err:

@@ -211,10 +211,11 @@ def plan_layout(plain_size: int, part_size: int | None, first_part: int) -> Layo
 
 
 def _read_loop(
-    pipe: _Pipeline, src: int, layout: Layout, plain_hash: "hashlib._Hash"
+    pipe: _Pipeline, src: int, layout: Layout, plain_hash: "hashlib._Hash | None"
 ) -> None:
     """Sequentially read blocks, hash the plaintext, queue blocks for encryption."""
-    _hash_plain_prefix(src, layout.plain_offset(0), plain_hash)
+    if plain_hash is not None:
+        _hash_plain_prefix(src, layout.plain_offset(0), plain_hash)
     for seq in range(layout.blocks):
         slot = pipe.get(pipe.free)
         offset = layout.plain_offset(seq)
@@ -222,7 +223,8 @@ def _read_loop(
         view = pipe.plain[slot][:length]
         if os.preadv(src, [view], offset) != length:
             raise InputFileError("the input file shrank while it was being encrypted")
-        plain_hash.update(view)
+        if plain_hash is not None:
+            plain_hash.update(view)
         pipe.work.put((seq, slot, length))
 
 
@@ -288,7 +290,8 @@ def run_stages(
     part_size: int | None,
     on_part: Callable[[EncryptedPart], None] | None,
     workers: int,
-) -> tuple[str, tuple[EncryptedPart, ...]]:
+    hash_plaintext: bool = True,
+) -> tuple[str | None, tuple[EncryptedPart, ...]]:
     """Start the stages, read on this thread, join, and re-raise the first error."""
     workers = max(1, workers)
     pipe = _Pipeline(slots=2 * workers + 4)
@@ -304,7 +307,7 @@ def run_stages(
                 algorithm, part_size, layout.total, layout.hash_start, collector.add
             )
             threads.append(_guarded(pipe, _hash_loop, hasher, prefix, layout))
-    plain_hash = hashlib.sha256()
+    plain_hash = hashlib.sha256() if hash_plaintext else None
     try:
         _read_loop(pipe, src, layout, plain_hash)
     except _Aborted:
@@ -319,4 +322,4 @@ def run_stages(
     if pipe.error is not None:
         raise pipe.error
     parts = tuple(sorted(collector.parts, key=lambda part: part.number))
-    return plain_hash.hexdigest(), parts
+    return (plain_hash.hexdigest() if plain_hash else None), parts

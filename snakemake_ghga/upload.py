@@ -321,6 +321,7 @@ class FileUploader:
         except Cancelled:
             parts.wait()  # raises the part error that caused the cancel
             raise
+        assert encrypted.plain_sha256 is not None  # hash_plaintext defaults on
         return encrypted.plain_sha256
 
 

@@ -127,6 +127,7 @@ def run_encrypt(args: argparse.Namespace) -> int:
                 writer_secret_key=secret,
                 recipient_public_key=recipient,
                 workers=args.max_workers,
+                hash_plaintext=False,
             )
         return f"encrypted {source} -> {target} ({result.encrypted_size} bytes)"
 

@@ -8,6 +8,8 @@ succeeded (skipped files count as success), 1 otherwise; configuration
 errors raise ``ConfigError`` (exit 2 in ``cli.main``).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import logging
@@ -18,13 +20,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snakemake_ghga import keys
-from snakemake_ghga.api import DEFAULT_WKVS_URL
-from snakemake_ghga.client import GhgaClient
-from snakemake_ghga.config import MiB, TransferConfig
-from snakemake_ghga.context import DownloadResult, UploadResult
+from snakemake_ghga.config import DEFAULT_WKVS_URL, MiB, TransferConfig
 from snakemake_ghga.errors import ConfigError, GhgaError
 from snakemake_ghga.progress import (
     BarProgress,
@@ -36,6 +35,10 @@ from snakemake_ghga.redact import redact_text
 from snakemake_ghga.token import read_token_text
 
 from .crypt_commands import add_key_options
+
+if TYPE_CHECKING:  # the client pulls in requests: import it only to run
+    from snakemake_ghga.client import GhgaClient
+    from snakemake_ghga.context import DownloadResult, UploadResult
 
 __all__ = ["parse_tsv", "register"]
 
@@ -103,7 +106,7 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the upload, download, ls and rm commands."""
     up = subparsers.add_parser("upload", help="encrypt and upload files to your box")
     up.add_argument("files", nargs="*", type=Path, metavar="FILE")
@@ -193,6 +196,8 @@ def build_client(
         keys.load_public_key(args.ghga_public_key) if args.ghga_public_key else None
     )
     token = read_token_text(args.token_file, _prompt)
+    from snakemake_ghga.client import GhgaClient
+
     return GhgaClient(
         wkvs_url=args.wkvs_url,
         token=token,
@@ -308,6 +313,8 @@ def _upload_one(
     try:
         return client.upload_file(path, alias, overwrite=overwrite)
     except GhgaError as err:
+        from snakemake_ghga.context import UploadResult
+
         return UploadResult(path, alias, "failed", error=redact_text(str(err)))
 
 

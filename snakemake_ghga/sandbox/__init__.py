@@ -5,8 +5,21 @@ client side (parts, transfer, api, client, cli). Needs the `[sandbox]` extra
 (pyjwt[crypto], boto3). See docs/sandbox.md.
 """
 
-from .app import Sandbox
+from typing import TYPE_CHECKING, Any
+
 from .records import AccessionInfo, BoxInfo, UploadInfo
 from .requestlog import RequestLogEntry
 
+if TYPE_CHECKING:
+    from .app import Sandbox
+
 __all__ = ["AccessionInfo", "BoxInfo", "RequestLogEntry", "Sandbox", "UploadInfo"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the server lazily, so `ghga-transfer` starts fast (boto3 is slow)."""
+    if name == "Sandbox":
+        from .app import Sandbox
+
+        return Sandbox
+    raise AttributeError(name)

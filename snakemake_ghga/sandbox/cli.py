@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING
 from snakemake_ghga import crypt, keys
 from snakemake_ghga.errors import ConfigError
 
-from .app import Sandbox
 from .portal import DEFAULT_BOX_MAX_SIZE_BYTES
 
 if TYPE_CHECKING:
+    from .app import Sandbox
+
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = ["register"]
+
+
+def _sandbox_class() -> "type[Sandbox]":
+    """The server class, imported only when a sandbox command runs (boto3 is slow)."""
+    from .app import Sandbox
+
+    return Sandbox
 
 
 def register(subparsers: "Subparsers") -> None:
@@ -159,7 +167,7 @@ def _wait_for_signal() -> None:
 def _serve(args: argparse.Namespace) -> int:
     if not 0.0 <= args.fault_rate <= 1.0:
         raise ConfigError(f"--fault-rate must be within [0, 1], got {args.fault_rate}")
-    sandbox = Sandbox(
+    sandbox = _sandbox_class()(
         args.state,
         port=args.port,
         url_ttl_s=args.url_ttl,
@@ -177,23 +185,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _token_upload(args: argparse.Namespace) -> int:
     user_key = keys.load_public_key(args.user_public_key)
-    print(Sandbox(args.state).upload_token(user_key, new_box=args.new_box))
+    print(_sandbox_class()(args.state).upload_token(user_key, new_box=args.new_box))
     return 0
 
 
 def _token_download(args: argparse.Namespace) -> int:
     user_key = keys.load_public_key(args.user_public_key)
-    print(Sandbox(args.state).download_token(user_key, args.accessions or None))
+    print(
+        _sandbox_class()(args.state).download_token(user_key, args.accessions or None)
+    )
     return 0
 
 
-def _existing_state(state_dir: Path) -> Sandbox:
+def _existing_state(state_dir: Path) -> "Sandbox":
     if not (state_dir / "hub.pub").is_file():
         raise ConfigError(
             f"no sandbox state in {state_dir}",
             "Start one with `ghga-transfer sandbox serve --state DIR`",
         )
-    return Sandbox(state_dir)
+    return _sandbox_class()(state_dir)
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -220,7 +230,7 @@ def _ls(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     for path in args.files:
         crypt.check_plaintext_input(path)
-    sandbox = Sandbox(args.state)
+    sandbox = _sandbox_class()(args.state)
     for path in args.files:
         print(f"{sandbox.add_file(path)}\t{path}", flush=True)
     return 0
