@@ -10,7 +10,8 @@ from crypt4gh.lib import decrypt as reference_decrypt
 from crypt4gh.lib import encrypt as reference_encrypt
 
 from snakemake_ghga import keys
-from tests.conftest import make_key_pair
+from tests.conftest import make_key_pair, tool
+from tests.reliability.test_secrets import _run_watching_argv
 from tests.workflows.conftest import (
     EXAMPLES,
     Ghga,
@@ -183,3 +184,22 @@ def test_decrypt_wrapper_with_the_wrong_key_fails_and_leaves_nothing(
     assert "FAILED" in (tmp_path / "logs/ghga_decrypt.log").read_text()
     leftovers = tmp_path / "decrypted"  # no output, no temporary directory
     assert not leftovers.exists() or not any(leftovers.iterdir())
+
+
+def test_download_wrapper_keeps_the_token_out_of_every_command_line(
+    ghga: Ghga, tmp_path: Path
+) -> None:
+    """Snakemake, the wrapper and ghga-transfer: no argv holds the token."""
+    ghga.link_keys(tmp_path)
+    (tmp_path / "download.token").write_text(ghga.download_token)
+    env = ghga.env(GHGA_WORK_PACKAGE_TOKEN=ghga.download_token)
+    argv = [tool("snakemake"), "--snakefile", str(snakefile_of("download")),
+            "--directory", str(tmp_path), "--cores", "2"]  # fmt: skip
+
+    code, out, err, cmdlines = _run_watching_argv(argv, env)
+
+    assert code == 0, err
+    assert "ghga-transfer" in cmdlines  # the CLI's own argv was sampled
+    secret = ghga.download_token.split(":", 1)[1]
+    for text in (out, err, cmdlines):
+        assert secret not in text
