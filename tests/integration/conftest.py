@@ -104,3 +104,26 @@ def body_bytes(sandbox: Sandbox, method: str, since: int = 0) -> int:
         for entry in sandbox.request_log()[since:]
         if entry["method"] == method and entry["path"].startswith("/s3")
     )
+
+
+def cli_args(sandbox: Sandbox, user: KeyPair, token_file: Path) -> list[str]:
+    """The shared `ghga-transfer` options for a run against this sandbox."""
+    return [
+        "--wkvs-url",
+        sandbox.wkvs_url,
+        "--token-file",
+        str(token_file),
+        "--my-private-key",
+        str(user.secret_path),
+        "--my-public-key",
+        str(user.public_path),
+        "--part-size",
+        "5",
+    ]
+
+
+@pytest.fixture
+def upload_token(sandbox: Sandbox, user_keys: KeyPair, tmp_path: Path) -> Path:
+    path = tmp_path / "up.token"
+    path.write_text(sandbox.upload_token(user_keys.public))
+    return path

@@ -10,29 +10,8 @@ from snakemake_ghga.cli import main
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair, make_key_pair
 
+from .conftest import cli_args as _args
 from .conftest import random_file
-
-
-def _args(sandbox: Sandbox, user: KeyPair, token_file: Path) -> list[str]:
-    return [
-        "--wkvs-url",
-        sandbox.wkvs_url,
-        "--token-file",
-        str(token_file),
-        "--my-private-key",
-        str(user.secret_path),
-        "--my-public-key",
-        str(user.public_path),
-        "--part-size",
-        "5",
-    ]
-
-
-@pytest.fixture
-def upload_token(sandbox: Sandbox, user_keys: KeyPair, tmp_path: Path) -> Path:
-    path = tmp_path / "up.token"
-    path.write_text(sandbox.upload_token(user_keys.public))
-    return path
 
 
 def test_upload_tsv_with_header_then_ls_rm(

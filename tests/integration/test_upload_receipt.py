@@ -14,6 +14,7 @@ from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.upload import FileUploader
 from tests.conftest import KeyPair
 
+from .conftest import cli_args as _args
 from .conftest import random_file
 
 RECEIPT_KEYS = {
@@ -28,28 +29,6 @@ RECEIPT_KEYS = {
     "encrypted_md5",
     "error",
 }
-
-
-def _args(sandbox: Sandbox, user: KeyPair, token_file: Path) -> list[str]:
-    return [
-        "--wkvs-url",
-        sandbox.wkvs_url,
-        "--token-file",
-        str(token_file),
-        "--my-private-key",
-        str(user.secret_path),
-        "--my-public-key",
-        str(user.public_path),
-        "--part-size",
-        "5",
-    ]
-
-
-@pytest.fixture
-def upload_token(sandbox: Sandbox, user_keys: KeyPair, tmp_path: Path) -> Path:
-    path = tmp_path / "up.token"
-    path.write_text(sandbox.upload_token(user_keys.public))
-    return path
 
 
 def test_receipt_lists_uploaded_skipped_and_failed_files(
