@@ -1,6 +1,7 @@
 """The upload of one file: create, encrypt while PUTting parts, close; resume.
 
-Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``.
+Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context`` and
+``upload_parts`` (the PUTs of one file).
 Encryption writes the Crypt4GH temp file (0600) and reports each part as soon
 as its bytes are on disk; the part is then PUT from the temp file by the
 shared engine while encryption goes on. Every confirmed part is appended to
@@ -32,20 +33,16 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import FileUpload, UploadChecksums
 from snakemake_ghga.context import RunContext, UploadResult
-from snakemake_ghga.errors import ApiError, GhgaError, InputFileError, PartFailedError
+from snakemake_ghga.errors import ApiError, GhgaError, PartFailedError
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
-from snakemake_ghga.parts import Part, plan_parts, upload_part_size
-from snakemake_ghga.transfer import Cancelled, UploadPart
+from snakemake_ghga.parts import plan_parts, upload_part_size
+from snakemake_ghga.transfer import Cancelled
+from snakemake_ghga.upload_parts import READ_BLOCK_BYTES, PartUploads, UploadPlan
 
 __all__ = ["FileUploader", "upload_state_paths"]
 
@@ -65,47 +62,6 @@ def upload_state_paths(
 
 
 _CLOSED = "the interrupted upload was already closed"
-_READ_BLOCK = 16 * crypt.CIPHER_SEGMENT_SIZE  # read-back granularity (~1 MiB)
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    journal: Journal
-    session_key: bytes
-    hub_key: bytes
-
-    @property
-    def header(self) -> UploadHeader:
-        assert isinstance(self.journal.header, UploadHeader)
-        return self.journal.header
-
-    @property
-    def parts(self) -> list[Part]:
-        header = self.header
-        return list(plan_parts(header.encrypted_size, header.part_size))
-
-    @property
-    def resume_after(self) -> int:
-        """The last confirmed part: encryption continues after it."""
-        return max(self.journal.records, default=0)
-
-    def kept_parts(self) -> list[Part]:
-        """Unconfirmed parts before the last confirmed one (already on disk)."""
-        last, done = self.resume_after, self.journal.records
-        return [p for p in self.parts if p.number < last and p.number not in done]
-
-
-class _UploadUrls:
-    """A fresh presigned URL per attempt, as S3 part URLs are cheap to sign."""
-
-    def __init__(self, ctx: RunContext, file_id: str) -> None:
-        self._ctx, self._file_id = ctx, file_id
-
-    def url_for(self, part: Part) -> str:
-        return self._ctx.api.part_upload_url(self._file_id, part.number)
-
-    def invalidate(self, url: str) -> None:
-        """Nothing to forget: every attempt asks for a new URL."""
 
 
 class FileUploader:
@@ -159,7 +115,7 @@ class FileUploader:
         temp: Path,
         journal_path: Path,
         overwrite: bool,
-    ) -> _Plan:
+    ) -> UploadPlan:
         """Create the server-side upload; a pending journal covers the gap."""
         ctx = self._ctx
         encrypted = crypt.encrypted_size(plain_size)
@@ -186,11 +142,11 @@ class FileUploader:
             self._delete_quietly(created.file_id)
             journal_path.unlink(missing_ok=True)
             raise
-        return _Plan(journal, session_key, hub_key)
+        return UploadPlan(journal, session_key, hub_key)
 
     def _resume(
         self, path: Path, alias: str, temp: Path, journal_path: Path
-    ) -> _Plan | None:
+    ) -> UploadPlan | None:
         journal = Journal.load(journal_path)
         if journal is None or not isinstance(journal.header, UploadHeader):
             temp.unlink(missing_ok=True)
@@ -216,7 +172,7 @@ class FileUploader:
             alias, f"resuming: {done} of {count} parts already uploaded"
         )
         hub_key = self._ctx.hub_key(header.storage_alias)
-        return _Plan(journal, opened.session_keys[0], hub_key)
+        return UploadPlan(journal, opened.session_keys[0], hub_key)
 
     def _stale_reason(self, path: Path, header: UploadHeader) -> str | None:
         known = self._existing.get(header.alias)
@@ -247,7 +203,7 @@ class FileUploader:
 
     # -- transfer -------------------------------------------------------------
 
-    def _run(self, path: Path, plan: _Plan) -> UploadResult:
+    def _run(self, path: Path, plan: UploadPlan) -> UploadResult:
         header = plan.header
         try:
             result = self._transfer(path, plan)
@@ -262,7 +218,7 @@ class FileUploader:
         plan.journal.remove()
         return result
 
-    def _transfer(self, path: Path, plan: _Plan) -> UploadResult:
+    def _transfer(self, path: Path, plan: UploadPlan) -> UploadResult:
         header, ctx = plan.header, self._ctx
         already = sum(p.size for p in plan.parts if p.number in plan.journal.records)
         ctx.progress.file_started(header.alias, header.encrypted_size)
@@ -270,7 +226,7 @@ class FileUploader:
         first_new = plan.resume_after + 1
         fd = os.open(header.temp_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            parts = _PartUploads(ctx, plan, fd)
+            parts = PartUploads(ctx, plan, fd)
             for part in plan.kept_parts():
                 parts.submit_kept(part)
             if first_new <= len(plan.parts):
@@ -298,7 +254,7 @@ class FileUploader:
         )
 
     def _encrypt(
-        self, path: Path, plan: _Plan, parts: "_PartUploads", first_part: int
+        self, path: Path, plan: UploadPlan, parts: "PartUploads", first_part: int
     ) -> str:
         """Encrypt from ``first_part`` on, PUTting parts as they appear.
 
@@ -323,69 +279,6 @@ class FileUploader:
             raise
         assert encrypted.plain_sha256 is not None  # hash_plaintext defaults on
         return encrypted.plain_sha256
-
-
-class _PartUploads:
-    """The PUTs of one file: submitted as parts appear, first error cancels."""
-
-    def __init__(self, ctx: RunContext, plan: _Plan, fd: int) -> None:
-        self._ctx, self._plan, self._fd = ctx, plan, fd
-        self._urls = _UploadUrls(ctx, plan.header.file_id)
-        self._cancel = threading.Event()
-        self._futures: list[Future[None]] = []
-        self._lock = threading.Lock()
-        self.bytes_sent = 0
-
-    def submit(self, part: crypt.EncryptedPart) -> None:
-        """PUT a freshly encrypted part (unless the journal has it already)."""
-        if part.number in self._plan.journal.records:
-            return  # confirmed by an earlier run: never sent twice
-        self._submit(self._put, part)
-
-    def submit_kept(self, part: Part) -> None:
-        """PUT a part whose bytes an earlier run left complete in the temp file."""
-        self._submit(self._put_kept, part)
-
-    def _submit(self, func: Callable[[Any], None], part: object) -> None:
-        if self._cancel.is_set() or self._ctx.engine.stopped:
-            raise Cancelled(f"{self._plan.header.alias}: cancelled")
-        future = self._ctx.engine.submit(func, part)
-        future.add_done_callback(self._on_done)
-        with self._lock:
-            self._futures.append(future)
-
-    def _on_done(self, future: "Future[None]") -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._cancel.set()
-
-    def _put_kept(self, part: Part) -> None:
-        md5, sha256 = _hash_kept_part(self._fd, self._plan, part)
-        self._put(crypt.EncryptedPart(part.number, part.offset, part.size, md5, sha256))
-
-    def _put(self, part: crypt.EncryptedPart) -> None:
-        alias = self._plan.header.alias
-        self._ctx.engine.put_part(
-            f"upload of {alias}",
-            self._fd,
-            UploadPart(part.number, part.offset, part.size, part.md5),
-            self._urls,
-            self._cancel,
-            lambda delta: self._ctx.progress.file_progress(alias, delta),
-        )
-        self._plan.journal.confirm(part.number, md5=part.md5, sha256=part.sha256)
-        with self._lock:
-            self.bytes_sent += part.size
-
-    def wait(self) -> None:
-        """Wait for every PUT; raise the first real error (not a cancellation)."""
-        with self._lock:
-            futures = list(self._futures)
-        errors = [f.exception() for f in futures]
-        real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
-        if real:
-            raise real[0]
-        if any(errors):
-            raise Cancelled(f"{self._plan.header.alias}: cancelled")
 
 
 def _pending_header(
@@ -420,66 +313,17 @@ def _remove_pending(journal_path: Path) -> bool:
     return True
 
 
-def _hash_kept_part(fd: int, plan: _Plan, part: Part) -> tuple[str, str]:
-    """MD5 and SHA-256 of a part left in the temp file; its segments must be intact.
-
-    Raises:
-        InputFileError: the temp file is short or a segment fails its MAC.
-    """
-    total = plan.header.encrypted_size
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    for data in _read_range(fd, part.offset, part.end):
-        md5.update(data)
-        sha256.update(data)
-    # every segment overlapping the part, so the bytes the server gets decrypt
-    size, header = crypt.CIPHER_SEGMENT_SIZE, crypt.HEADER_SIZE
-    first = max(0, part.offset - header) // size
-    last = (part.end - 1 - header) // size if part.end > header else -1
-    decryptor = crypt.SegmentDecryptor([plan.session_key])
-    out = memoryview(bytearray(_READ_BLOCK))
-    segment = first
-    start = header + first * size
-    end = min(total, header + (last + 1) * size)
-    try:
-        for data in _read_range(fd, start, end):
-            decryptor.decrypt_into(data, out, segment)
-            segment += -(-len(data) // size)
-    except GhgaError:
-        raise InputFileError(
-            f"the encrypted temp file {plan.header.temp_path} is damaged in "
-            f"part {part.number}",
-            "Rerun the same command: the upload of this file starts over",
-        ) from None
-    return md5.hexdigest(), sha256.hexdigest()
-
-
-def _read_range(fd: int, start: int, end: int) -> Iterator[memoryview]:
-    """Blocks of whole cipher segments (relative to ``start``) in [start, end)."""
-    buffer = memoryview(bytearray(_READ_BLOCK))
-    offset = start
-    while offset < end:
-        want = min(_READ_BLOCK, end - offset)
-        got = os.preadv(fd, [buffer[:want]], offset)
-        if got != want:
-            raise InputFileError(
-                "the encrypted temp file is shorter than its journal says",
-                "Rerun the same command: the upload of this file starts over",
-            )
-        yield buffer[:got]
-        offset += got
-
-
 def _sha256_of(path: Path) -> str:
     """The SHA-256 of the (unchanged, fingerprint-checked) plaintext."""
     digest = hashlib.sha256()
-    buffer = memoryview(bytearray(_READ_BLOCK))
+    buffer = memoryview(bytearray(READ_BLOCK_BYTES))
     with path.open("rb", buffering=0) as handle:
         while got := handle.readinto(buffer):
             digest.update(buffer[:got])
     return digest.hexdigest()
 
 
-def _checksums(plan: _Plan, plain_sha256: str) -> UploadChecksums:
+def _checksums(plan: UploadPlan, plain_sha256: str) -> UploadChecksums:
     header = plan.header
     records = plan.journal.records
     parts = [

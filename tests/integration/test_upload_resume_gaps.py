@@ -16,7 +16,8 @@ from snakemake_ghga.errors import PartFailedError
 from snakemake_ghga.journal import Journal
 from snakemake_ghga.parts import plan_parts
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.upload import _PartUploads, upload_state_paths
+from snakemake_ghga.upload import upload_state_paths
+from snakemake_ghga.upload_parts import PartUploads
 from tests.conftest import KeyPair
 
 from .conftest import MiB, body_bytes, make_client, random_file
@@ -103,9 +104,9 @@ def test_resume_after_a_gap_sends_only_the_missing_parts(
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
     token = sandbox.upload_token(user_keys.public)
-    original = _PartUploads._put
+    original = PartUploads._put
 
-    def put_with_part_2_lost(self: _PartUploads, part: crypt.EncryptedPart) -> None:
+    def put_with_part_2_lost(self: PartUploads, part: crypt.EncryptedPart) -> None:
         if part.number != 2:
             original(self, part)
             return
@@ -115,13 +116,13 @@ def test_resume_after_a_gap_sends_only_the_missing_parts(
             time.sleep(0.01)
         raise PartFailedError("test: part 2 lost")
 
-    monkeypatch.setattr(_PartUploads, "_put", put_with_part_2_lost)
+    monkeypatch.setattr(PartUploads, "_put", put_with_part_2_lost)
     with (
         pytest.raises(PartFailedError),
         make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client,
     ):
         client.upload_file(source, "gap.bin")
-    monkeypatch.setattr(_PartUploads, "_put", original)
+    monkeypatch.setattr(PartUploads, "_put", original)
 
     _, journal_path = upload_state_paths(tmp_dir, source, "gap.bin")
     confirmed = _records(journal_path)
@@ -152,9 +153,9 @@ def test_resume_refuses_a_damaged_kept_part_and_starts_over(
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
     token = sandbox.upload_token(user_keys.public)
-    original = _PartUploads._put
+    original = PartUploads._put
 
-    def lose_part_2(self: _PartUploads, part: crypt.EncryptedPart) -> None:
+    def lose_part_2(self: PartUploads, part: crypt.EncryptedPart) -> None:
         if part.number != 2:
             original(self, part)
             return
@@ -164,13 +165,13 @@ def test_resume_refuses_a_damaged_kept_part_and_starts_over(
             time.sleep(0.01)
         raise PartFailedError("test: part 2 lost")
 
-    monkeypatch.setattr(_PartUploads, "_put", lose_part_2)
+    monkeypatch.setattr(PartUploads, "_put", lose_part_2)
     with (
         pytest.raises(PartFailedError),
         make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client,
     ):
         client.upload_file(source, "bad.bin")
-    monkeypatch.setattr(_PartUploads, "_put", original)
+    monkeypatch.setattr(PartUploads, "_put", original)
     temp, _ = upload_state_paths(tmp_dir, source, "bad.bin")
     with temp.open("r+b") as handle:  # flip a byte in the middle of part 2
         handle.seek(5 * MiB + 2 * MiB)

@@ -1,0 +1,178 @@
+"""The PUTs of one upload: its plan, fresh part URLs, and parts read back on resume.
+
+Layer 4, private to `upload`: imports ``crypt``, ``parts``, ``journal``,
+``transfer`` and ``context``. Parts are submitted to the shared engine as the
+encryption reports them (or, on resume, as kept parts are read back from the
+temp file and MAC-checked); the first failure cancels the file's other parts.
+"""
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from snakemake_ghga import crypt
+from snakemake_ghga.context import RunContext
+from snakemake_ghga.errors import GhgaError, InputFileError
+from snakemake_ghga.journal import Journal, UploadHeader
+from snakemake_ghga.parts import Part, plan_parts
+from snakemake_ghga.transfer import Cancelled, UploadPart
+
+__all__ = ["READ_BLOCK_BYTES", "PartUploads", "UploadPlan", "hash_kept_part"]
+
+READ_BLOCK_BYTES = 16 * crypt.CIPHER_SEGMENT_SIZE  # read-back granularity (~1 MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPlan:
+    journal: Journal
+    session_key: bytes
+    hub_key: bytes
+
+    @property
+    def header(self) -> UploadHeader:
+        assert isinstance(self.journal.header, UploadHeader)
+        return self.journal.header
+
+    @property
+    def parts(self) -> list[Part]:
+        header = self.header
+        return list(plan_parts(header.encrypted_size, header.part_size))
+
+    @property
+    def resume_after(self) -> int:
+        """The last confirmed part: encryption continues after it."""
+        return max(self.journal.records, default=0)
+
+    def kept_parts(self) -> list[Part]:
+        """Unconfirmed parts before the last confirmed one (already on disk)."""
+        last, done = self.resume_after, self.journal.records
+        return [p for p in self.parts if p.number < last and p.number not in done]
+
+
+class _UploadUrls:
+    """A fresh presigned URL per attempt, as S3 part URLs are cheap to sign."""
+
+    def __init__(self, ctx: RunContext, file_id: str) -> None:
+        self._ctx, self._file_id = ctx, file_id
+
+    def url_for(self, part: Part) -> str:
+        return self._ctx.api.part_upload_url(self._file_id, part.number)
+
+    def invalidate(self, url: str) -> None:
+        """Nothing to forget: every attempt asks for a new URL."""
+
+
+class PartUploads:
+    """The PUTs of one file: submitted as parts appear, first error cancels."""
+
+    def __init__(self, ctx: RunContext, plan: UploadPlan, fd: int) -> None:
+        self._ctx, self._plan, self._fd = ctx, plan, fd
+        self._urls = _UploadUrls(ctx, plan.header.file_id)
+        self._cancel = threading.Event()
+        self._futures: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self.bytes_sent = 0
+
+    def submit(self, part: crypt.EncryptedPart) -> None:
+        """PUT a freshly encrypted part (unless the journal has it already)."""
+        if part.number in self._plan.journal.records:
+            return  # confirmed by an earlier run: never sent twice
+        self._submit(self._put, part)
+
+    def submit_kept(self, part: Part) -> None:
+        """PUT a part whose bytes an earlier run left complete in the temp file."""
+        self._submit(self._put_kept, part)
+
+    def _submit(self, func: Callable[[Any], None], part: object) -> None:
+        if self._cancel.is_set() or self._ctx.engine.stopped:
+            raise Cancelled(f"{self._plan.header.alias}: cancelled")
+        future = self._ctx.engine.submit(func, part)
+        future.add_done_callback(self._on_done)
+        with self._lock:
+            self._futures.append(future)
+
+    def _on_done(self, future: "Future[None]") -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._cancel.set()
+
+    def _put_kept(self, part: Part) -> None:
+        md5, sha256 = hash_kept_part(self._fd, self._plan, part)
+        self._put(crypt.EncryptedPart(part.number, part.offset, part.size, md5, sha256))
+
+    def _put(self, part: crypt.EncryptedPart) -> None:
+        alias = self._plan.header.alias
+        self._ctx.engine.put_part(
+            f"upload of {alias}",
+            self._fd,
+            UploadPart(part.number, part.offset, part.size, part.md5),
+            self._urls,
+            self._cancel,
+            lambda delta: self._ctx.progress.file_progress(alias, delta),
+        )
+        self._plan.journal.confirm(part.number, md5=part.md5, sha256=part.sha256)
+        with self._lock:
+            self.bytes_sent += part.size
+
+    def wait(self) -> None:
+        """Wait for every PUT; raise the first real error (not a cancellation)."""
+        with self._lock:
+            futures = list(self._futures)
+        errors = [f.exception() for f in futures]
+        real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
+        if real:
+            raise real[0]
+        if any(errors):
+            raise Cancelled(f"{self._plan.header.alias}: cancelled")
+
+
+def hash_kept_part(fd: int, plan: UploadPlan, part: Part) -> tuple[str, str]:
+    """MD5 and SHA-256 of a part left in the temp file; its segments must be intact.
+
+    Raises:
+        InputFileError: the temp file is short or a segment fails its MAC.
+    """
+    total = plan.header.encrypted_size
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    for data in _read_range(fd, part.offset, part.end):
+        md5.update(data)
+        sha256.update(data)
+    # every segment overlapping the part, so the bytes the server gets decrypt
+    size, header = crypt.CIPHER_SEGMENT_SIZE, crypt.HEADER_SIZE
+    first = max(0, part.offset - header) // size
+    last = (part.end - 1 - header) // size if part.end > header else -1
+    decryptor = crypt.SegmentDecryptor([plan.session_key])
+    out = memoryview(bytearray(READ_BLOCK_BYTES))
+    segment = first
+    start = header + first * size
+    end = min(total, header + (last + 1) * size)
+    try:
+        for data in _read_range(fd, start, end):
+            decryptor.decrypt_into(data, out, segment)
+            segment += -(-len(data) // size)
+    except GhgaError:
+        raise InputFileError(
+            f"the encrypted temp file {plan.header.temp_path} is damaged in "
+            f"part {part.number}",
+            "Rerun the same command: the upload of this file starts over",
+        ) from None
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _read_range(fd: int, start: int, end: int) -> Iterator[memoryview]:
+    """Blocks of whole cipher segments (relative to ``start``) in [start, end)."""
+    buffer = memoryview(bytearray(READ_BLOCK_BYTES))
+    offset = start
+    while offset < end:
+        want = min(READ_BLOCK_BYTES, end - offset)
+        got = os.preadv(fd, [buffer[:want]], offset)
+        if got != want:
+            raise InputFileError(
+                "the encrypted temp file is shorter than its journal says",
+                "Rerun the same command: the upload of this file starts over",
+            )
+        yield buffer[:got]
+        offset += got
