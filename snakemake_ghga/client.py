@@ -94,10 +94,10 @@ class GhgaClient:
             self.engine.stop()  # e.g. Ctrl-C: parts stop, resume state is kept
         self.close()
 
-    def close(self) -> None:
-        """Stop the threads and close every connection."""
-        self._files.shutdown(wait=True, cancel_futures=True)
-        self.engine.close()
+    def close(self, wait: bool = True) -> None:
+        """Stop the threads and close every connection (``wait``: join them)."""
+        self._files.shutdown(wait=wait, cancel_futures=True)
+        self.engine.close(wait)
         self.api.close()
 
     # -- listing --------------------------------------------------------------

@@ -195,9 +195,13 @@ class TransferEngine:
         """True once ``stop`` was called."""
         return self._stopped.is_set()
 
-    def close(self) -> None:
-        """Stop the workers (queued parts are cancelled) and close connections."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers (queued parts are cancelled) and close connections.
+
+        ``wait=False`` does not join the workers: for finalizers, which may run
+        inside another thread's start-up, where joining would deadlock.
+        """
+        self.executor.shutdown(wait=wait, cancel_futures=True)
         self.pool.clear()
 
     def submit(self, func: Callable[..., None], *args: Any) -> "Future[None]":

@@ -91,7 +91,7 @@ class TransferClient(Protocol):
     def list_uploads(self) -> Sequence[UploadListing]: ...
     def upload_file(self, path: Path, alias: str) -> UploadOutcome: ...
     def remove(self, alias: str) -> None: ...
-    def close(self) -> None: ...
+    def close(self, wait: bool = True) -> None: ...
 
 
 class UploadEntry:
@@ -125,14 +125,17 @@ class RemoteCatalog:
         self._files: dict[str, str] | None = None
         self._details: dict[str, DownloadDetails] = {}
         self._uploads: dict[str, UploadEntry] | None = None
-        self._finalizer = weakref.finalize(self, _close_all, self._clients)
+        # Garbage collection may run this in any thread, even one that is still
+        # starting up: it must not join threads (that deadlocked a test run).
+        self._finalizer = weakref.finalize(self, _close_all, self._clients, False)
 
     def __repr__(self) -> str:
         return f"RemoteCatalog(clients={sorted(self._clients)})"
 
     def close(self) -> None:
-        """Close the clients (connection pools and executors)."""
-        self._finalizer()
+        """Close the clients (connection pools and executors), joining their threads."""
+        if self._finalizer.detach() is not None:
+            _close_all(self._clients, True)
 
     def client(self, direction: str) -> TransferClient:
         """Return the client for "download" or "upload", creating it once.
@@ -239,10 +242,10 @@ def _missing_token_message(direction: str) -> str:
     )
 
 
-def _close_all(clients: dict[str, TransferClient]) -> None:
+def _close_all(clients: dict[str, TransferClient], wait: bool) -> None:
     for direction, client in list(clients.items()):
         try:
-            client.close()
+            client.close(wait)
         except Exception:  # closing at exit must not mask the run's outcome
             logger.debug("closing the %s client failed", direction, exc_info=True)
     clients.clear()

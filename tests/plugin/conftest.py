@@ -51,6 +51,7 @@ class RecordingClient:
     fail_with: GhgaError | None = None
     on_download: Callable[[str], None] | None = None
     closed: bool = False
+    close_waits: list[bool] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _record(self, name: str) -> None:
@@ -89,8 +90,9 @@ class RecordingClient:
         self._record("remove")
         self.uploads = [u for u in self.uploads if u.alias != alias]
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         self.closed = True
+        self.close_waits.append(wait)
 
 
 def plugin_settings(keys: KeyPair, **changes: object) -> StorageProviderSettings:
