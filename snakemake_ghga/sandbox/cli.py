@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from snakemake_ghga import crypt, keys
 from snakemake_ghga.errors import ConfigError
 
-from .portal import DEFAULT_BOX_MAX_SIZE_BYTES
+from .records import DEFAULT_BOX_MAX_SIZE_BYTES
 
 if TYPE_CHECKING:
     from .app import Sandbox

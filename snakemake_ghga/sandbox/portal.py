@@ -11,7 +11,7 @@ import uuid
 
 from snakemake_ghga.errors import ConfigError
 
-from .records import BoxRecord, StateData, WorkPackageRecord
+from .records import DEFAULT_BOX_MAX_SIZE_BYTES, BoxRecord, StateData, WorkPackageRecord
 from .state import StateStore
 from .tokens import format_portal_token, hash_access_token, new_access_token, seal_to
 
@@ -23,7 +23,6 @@ __all__ = [
 ]
 
 WORK_PACKAGE_VALID_S = 30 * 24 * 3600
-DEFAULT_BOX_MAX_SIZE_BYTES = 10 * 1024**4
 
 
 def _new_box(state: StateData, max_size_bytes: int) -> BoxRecord:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 __all__ = [
+    "DEFAULT_BOX_MAX_SIZE_BYTES",
     "TERMINAL_UPLOAD_STATES",
     "AccessionInfo",
     "AccessionRecord",
@@ -33,6 +34,9 @@ UploadState = Literal[
     "archived",
 ]
 TERMINAL_UPLOAD_STATES = frozenset({"interrogated", "failed", "cancelled"})
+
+# A new box's default limit on the sum of decrypted sizes (10 TiB).
+DEFAULT_BOX_MAX_SIZE_BYTES = 10 * 1024**4
 
 
 class WorkPackageRecord(TypedDict):
