@@ -14,6 +14,7 @@ import errno
 import io
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,8 +97,9 @@ def check_plaintext_input(path: str | os.PathLike[str]) -> int:
     """
     file_path = Path(path)
     try:
-        size = file_path.stat().st_size
-        if file_path.is_dir():
+        status = file_path.stat()
+        size = status.st_size
+        if stat.S_ISDIR(status.st_mode):
             raise InputFileError(
                 f"{file_path} is a directory", "Pass the files inside it instead"
             )

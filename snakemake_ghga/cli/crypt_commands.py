@@ -12,8 +12,6 @@ from snakemake_ghga.redact import redact_text
 
 __all__ = ["add_key_options", "register", "report_failure", "run_per_file"]
 
-SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 
 def add_key_options(
     parser: argparse.ArgumentParser, *, public: bool = True, private: bool = True

@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # the client pulls in requests: import it only to run
 __all__ = ["parse_tsv", "register"]
 
 logger = logging.getLogger(__name__)
-SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _HEADER_WORDS = frozenset({"path", "file", "file_path", "filepath", "filename"})
 
 
