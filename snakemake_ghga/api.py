@@ -83,7 +83,6 @@ class GhgaApi:
         self._access_token: str | None = None
         self._wots: dict[_WotKey, tuple[str, float]] = {}
         self._wot_locks: dict[_WotKey, threading.Lock] = {}
-        self.request_count = 0
         install_log_redaction()  # requests logs through urllib3
 
     def close(self) -> None:
@@ -95,7 +94,6 @@ class GhgaApi:
     def _send(
         self, method: str, url: str, what: str, **kwargs: Any
     ) -> requests.Response:
-        self.request_count += 1
         try:
             return self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.RequestException as err:

@@ -43,6 +43,7 @@ __all__ = [
     "parse_header",
     "plain_size_of",
     "private_output",
+    "publish",
     "pwrite_all",
 ]
 
@@ -260,6 +261,12 @@ def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+def publish(temp: Path, destination: Path) -> None:
+    """Give a finished private temp file the usual mode and rename it into place."""
+    os.chmod(temp, 0o666 & ~_UMASK)
+    os.replace(temp, destination)
+
+
 @contextmanager
 def private_output(destination: Path) -> Iterator[tuple[int, Path]]:
     """Yield (fd, temp path) of a 0600 file beside `destination`.
@@ -276,8 +283,7 @@ def private_output(destination: Path) -> Iterator[tuple[int, Path]]:
         yield fd, temp
         os.close(fd)
         fd = -1
-        os.chmod(temp, 0o666 & ~_UMASK)
-        os.replace(temp, destination)
+        publish(temp, destination)
     except OSError as err:
         _discard(fd, temp)
         raise local_write_error(destination, err) from None

@@ -174,10 +174,11 @@ class GhgaClient:
             with self._upload_slots:
                 result = uploader.upload(path, alias, overwrite=overwrite)
         except GhgaError as err:
-            progress.file_finished(alias, False, redact_text(str(err)))
+            message = redact_text(str(err))
+            progress.file_finished(alias, False, message)
             if not catch:
                 raise
-            return UploadResult(path, alias, "failed", error=redact_text(str(err)))
+            return UploadResult(path, alias, "failed", error=message)
         progress.file_finished(alias, True, result.status)
         return result
 
@@ -298,10 +299,10 @@ class GhgaClient:
                 drs, destination, keep_encrypted=keep
             )
         except GhgaError as err:
+            failed = self._failed(drs.accession, destination, err)  # redacts
             if not catch:
-                self._ctx.progress.file_finished(drs.accession, False, str(err))
                 raise
-            return self._failed(drs.accession, destination, err)
+            return failed
         self._ctx.progress.file_finished(drs.accession, True, result.status)
         return result
 

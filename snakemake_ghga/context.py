@@ -6,7 +6,6 @@ into ``GhgaClient``, so each flow can be tested with fakes.
 """
 
 import base64
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +60,7 @@ class DownloadResult:
 
 @dataclass
 class RunContext:
-    """Shared state of one run; the counters are for tests and benchmarks."""
+    """Shared state of one run: API, engine, settings, keys and progress."""
 
     api: GhgaApi
     engine: TransferEngine
@@ -70,7 +69,6 @@ class RunContext:
     my_public_key: bytes
     ghga_public_key: bytes | None
     progress: ProgressListener
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hub_key(self, storage_alias: str) -> bytes:
         """Return the Data Hub key for ``storage_alias`` (pinned if configured).

@@ -19,6 +19,7 @@ from .c4gh import (
     parse_header,
     plain_size_of,
     private_output,
+    publish,
     pwrite_all,
 )
 from .decryption import decrypt_file
@@ -51,5 +52,6 @@ __all__ = [
     "parse_header",
     "plain_size_of",
     "private_output",
+    "publish",
     "pwrite_all",
 ]

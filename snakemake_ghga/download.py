@@ -46,8 +46,6 @@ __all__ = ["DrsUrls", "FileDownloader"]
 
 logger = logging.getLogger(__name__)
 _READ_BACK_BYTES = 4 * 1024 * 1024
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class DrsUrls:
@@ -192,8 +190,7 @@ class FileDownloader:
             temp.unlink(missing_ok=True)
             journal.remove()
             raise
-        os.chmod(temp, 0o666 & ~_UMASK)
-        os.replace(temp, destination)
+        crypt.publish(temp, destination)
         journal.remove()
         return DownloadResult(
             drs.accession,
