@@ -1,17 +1,18 @@
 """Resume journals: small JSON-lines files beside the temp/output file.
 
-Layer 2: imports only the stdlib and ``errors``. A journal's first line is
-its header (what is being transferred, written atomically, mode 0600); every
-later line records one confirmed part and is appended with a single write, so
-a kill -9 can at worst leave a torn last line, which loading ignores. Lines
-of the form ``{"note": {...}}`` carry values of the whole transfer (e.g. the
-plaintext SHA-256 once encryption finished). The header carries an input
-fingerprint; a journal whose input changed is discarded by the caller, who
-tells the user. A kill while a journal is being created can leave its temp
-sibling ``.NAME.PID.tmp``; creating or loading the journal removes such
-leftovers of processes that are gone.
+Layer 2: imports the stdlib, ``errors`` and ``c4gh.pwrite_all``. A journal's
+first line is its header (what is being transferred, written atomically, mode
+0600); every later line records one confirmed part and is appended with a
+single write, so a kill -9 can at worst leave a torn last line, which loading
+ignores. Lines of the form ``{"note": {...}}`` carry values of the whole
+transfer (e.g. the plaintext SHA-256 once encryption finished). The header
+carries an input fingerprint; a journal whose input changed is discarded by the
+caller, who tells the user. A kill while a journal is being created can leave
+its temp sibling ``.NAME.PID.tmp``; creating or loading the journal removes
+such leftovers of processes that are gone.
 """
 
+import errno
 import glob
 import json
 import logging
@@ -20,6 +21,8 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
+
+from snakemake_ghga.c4gh import pwrite_all
 
 __all__ = [
     "DownloadHeader",
@@ -113,7 +116,7 @@ class Journal:
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            _write_all(fd, line.encode())
+            pwrite_all(fd, line.encode(), 0)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -158,7 +161,9 @@ class Journal:
         """Append one line with a single write (O_APPEND)."""
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
-            _write_all(fd, (json.dumps(record) + "\n").encode())
+            data = (json.dumps(record) + "\n").encode()
+            if os.write(fd, data) != len(data):  # one write keeps the line whole
+                raise OSError(errno.ENOSPC, "short write to the resume journal")
         finally:
             os.close(fd)
 
@@ -183,13 +188,6 @@ def _parse_lines(
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return records, notes
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """os.write until every byte is written (a short write is retried)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _pid_alive(pid: int) -> bool:

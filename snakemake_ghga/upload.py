@@ -42,7 +42,7 @@ from snakemake_ghga.errors import ApiError, GhgaError, PartFailedError
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
 from snakemake_ghga.parts import plan_parts, upload_part_size
 from snakemake_ghga.transfer import Cancelled
-from snakemake_ghga.upload_parts import READ_BLOCK_BYTES, PartUploads, UploadPlan
+from snakemake_ghga.upload_parts import PartUploads, UploadPlan
 
 __all__ = ["FileUploader", "upload_state_paths"]
 
@@ -315,12 +315,8 @@ def _remove_pending(journal_path: Path) -> bool:
 
 def _sha256_of(path: Path) -> str:
     """The SHA-256 of the (unchanged, fingerprint-checked) plaintext."""
-    digest = hashlib.sha256()
-    buffer = memoryview(bytearray(READ_BLOCK_BYTES))
-    with path.open("rb", buffering=0) as handle:
-        while got := handle.readinto(buffer):
-            digest.update(buffer[:got])
-    return digest.hexdigest()
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _checksums(plan: UploadPlan, plain_sha256: str) -> UploadChecksums:

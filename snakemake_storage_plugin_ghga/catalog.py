@@ -9,7 +9,8 @@ Caching, so that Snakemake's many existence/size/mtime questions cost one
 listing per provider instead of one request per file:
 - the work package's file list (accession -> extension): fetched once;
 - download details (decrypted size, sha256): fetched once per accession, when
-  size or checksum is first asked; the download itself reuses them in the client;
+  size or checksum is first asked (the download then asks the DCS once more,
+  for a fresh object URL);
 - the upload box listing: fetched once, then kept current by our own uploads and
   removals, so `exists()` right after a store answers from the upload state.
 

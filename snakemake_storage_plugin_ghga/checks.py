@@ -23,7 +23,7 @@ from snakemake_ghga.config import (
     TransferConfig,
 )
 from snakemake_ghga.errors import GhgaError
-from snakemake_ghga.keys import load_private_key, load_public_key, public_key_of
+from snakemake_ghga.keys import check_key_pair, load_private_key, load_public_key
 from snakemake_storage_plugin_ghga.messages import plugin_wording, workflow_errors
 from snakemake_storage_plugin_ghga.settings import StorageProviderSettings
 
@@ -145,12 +145,7 @@ def _load_key_pair(settings: StorageProviderSettings) -> tuple[bytes, bytes]:
     with workflow_errors():
         public_key = load_public_key(public_path)
         secret_key = load_private_key(private_path)
-    if public_key_of(secret_key) != public_key:
-        raise WorkflowError(
-            f"the public key {public_path} does not belong to the private key "
-            f"{private_path}: set {option_name('my_public_key')} and "
-            f"{option_name('my_private_key')} to the two files of one key pair"
-        )
+        check_key_pair(secret_key, public_key, public_path)
     return secret_key, public_key
 
 

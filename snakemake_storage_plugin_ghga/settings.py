@@ -20,9 +20,10 @@ from pathlib import Path
 
 from snakemake_interface_storage_plugins.settings import StorageProviderSettingsBase
 
+from snakemake_ghga.config import DEFAULT_WKVS_URL  # a stdlib-only leaf module
+
 __all__ = ["DEFAULT_WKVS_URL", "StorageProviderSettings"]
 
-DEFAULT_WKVS_URL = "https://data.ghga.de/.well-known"
 
 _TOKEN_HELP = (
     "Work-package access token for {what}, as the GHGA Data Portal shows it "

@@ -108,6 +108,6 @@ def test_settings_tagged_tokens_for_two_work_packages(
 def test_settings_defaults_need_no_io() -> None:
     value = StorageProviderSettings()
 
-    assert value.wkvs_url == settings.DEFAULT_WKVS_URL
+    assert value.wkvs_url == "https://data.ghga.de/.well-known"
     assert value.my_private_key is None
     assert value.part_size is None
