@@ -1,6 +1,7 @@
 """Crypt4GH speed and memory: ghga-transfer vs the reference crypt4gh CLI, one run.
 
 Usage: python benchmarks/bench_crypt.py [--size-mib 1024] [--disk-dir DIR]
+           [--repeat 5]
 
 Prints, for encrypt and decrypt with output on tmpfs (/dev/shm) and on disk:
 MB/s, ratio to the crypt4gh CLI, CPU seconds and peak RSS of each process
@@ -8,12 +9,18 @@ MB/s, ratio to the crypt4gh CLI, CPU seconds and peak RSS of each process
 per-part MD5 and SHA-256, 64 MiB parts, temp file on tmpfs) against its CPU
 floor: the single-thread time of each primitive over the same bytes, summed
 and divided by the cores. MB/s = 10^6 bytes per second.
+
+Each comparison runs `--repeat` rounds, the two tools alternating (ABBA
+order), and reports medians with the range of the per-round ratios: writing a
+new file costs this VM's kernel anything from 0.4 to 3 s per GiB from one run
+to the next (freed memory goes back to the host), so one run proves little.
 """
 
 import argparse
 import hashlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,11 +74,26 @@ def drop(path: Path) -> None:
         path.unlink()
 
 
-def compare_encrypt(work: Path, plain: Path, out_dir: Path) -> tuple[Run, Run]:
+@dataclass
+class Step:
+    """One timed command and the file it writes (deleted before and after)."""
+
+    cmd: list[str]
+    output: Path
+    stdin: Path | None = None
+    stdout: Path | None = None
+
+    def run(self) -> Run:
+        drop(self.output)
+        try:
+            return measure(self.cmd, self.stdin, self.stdout)
+        finally:
+            drop(self.output)
+
+
+def encrypt_commands(work: Path, plain: Path, out_dir: Path) -> tuple[Step, Step]:
     ours_out, ref_out = out_dir / f"{plain.name}.c4gh", out_dir / "ref.c4gh"
-    drop(ours_out)
-    drop(ref_out)
-    ours = measure(
+    ours = Step(
         [
             str(BIN / "ghga-transfer"),
             "-q",
@@ -84,9 +106,10 @@ def compare_encrypt(work: Path, plain: Path, out_dir: Path) -> tuple[Run, Run]:
             str(out_dir),
             "--overwrite",
             str(plain),
-        ]
+        ],
+        output=ours_out,
     )
-    ref = measure(
+    ref = Step(
         [
             str(BIN / "crypt4gh"),
             "encrypt",
@@ -97,18 +120,14 @@ def compare_encrypt(work: Path, plain: Path, out_dir: Path) -> tuple[Run, Run]:
         ],
         stdin=plain,
         stdout=ref_out,
+        output=ref_out,
     )
-    drop(ref_out)
     return ours, ref
 
 
-def compare_decrypt(work: Path, cipher: Path, parent: Path) -> tuple[Run, Run]:
-    out_dir = parent / "decrypted"  # never beside the plaintext input
-    out_dir.mkdir(exist_ok=True)
+def decrypt_commands(work: Path, cipher: Path, out_dir: Path) -> tuple[Step, Step]:
     ours_out, ref_out = out_dir / cipher.stem, out_dir / "ref.out"
-    drop(ours_out)
-    drop(ref_out)
-    ours = measure(
+    ours = Step(
         [
             str(BIN / "ghga-transfer"),
             "-q",
@@ -119,24 +138,44 @@ def compare_decrypt(work: Path, cipher: Path, parent: Path) -> tuple[Run, Run]:
             str(out_dir),
             "--overwrite",
             str(cipher),
-        ]
+        ],
+        output=ours_out,
     )
-    ref = measure(
+    ref = Step(
         [str(BIN / "crypt4gh"), "decrypt", "--sk", str(work / "hub.sec")],
         stdin=cipher,
         stdout=ref_out,
+        output=ref_out,
     )
-    drop(ours_out)
-    drop(ref_out)
     return ours, ref
 
 
-def row(label: str, size: int, ours: Run, ref: Run) -> str:
-    ours_rate, ref_rate = size / ours.wall_s / MB, size / ref.wall_s / MB
+def rounds(ours: Step, ref: Step, repeat: int) -> list[tuple[Run, Run]]:
+    """Time both tools `repeat` times, alternating which goes first (ABBA)."""
+    pairs = []
+    for index in range(repeat):
+        if index % 2:
+            ref_run = ref.run()
+            pairs.append((ours.run(), ref_run))
+        else:
+            ours_run = ours.run()
+            pairs.append((ours_run, ref.run()))
+    return pairs
+
+
+def row(label: str, size: int, pairs: list[tuple[Run, Run]]) -> str:
+    """Medians over the rounds, and the range of the per-round ratios."""
+    ours = [size / o.wall_s / MB for o, _ in pairs]
+    ref = [size / r.wall_s / MB for _, r in pairs]
+    ratios = sorted(o / r for o, r in zip(ours, ref, strict=True))
+    ours_cpu = statistics.median(o.cpu_s for o, _ in pairs)
+    ref_cpu = statistics.median(r.cpu_s for _, r in pairs)
+    ours_rss = max(o.rss_mib for o, _ in pairs)
+    ref_rss = max(r.rss_mib for _, r in pairs)
     return (
-        f"| {label} | {ours_rate:,.0f} | {ref_rate:,.0f} | {ours_rate / ref_rate:.2f}x "
-        f"| {ours.cpu_s:.2f} / {ref.cpu_s:.2f} "
-        f"| {ours.rss_mib:.0f} / {ref.rss_mib:.0f} |"
+        f"| {label} | {statistics.median(ours):,.0f} | {statistics.median(ref):,.0f} "
+        f"| {statistics.median(ratios):.2f}x ({ratios[0]:.2f}–{ratios[-1]:.2f}) "
+        f"| {ours_cpu:.2f} / {ref_cpu:.2f} | {ours_rss:.0f} / {ref_rss:.0f} |"
     )
 
 
@@ -175,11 +214,11 @@ def cpu_floor_s(plain: Path, cipher_size: int) -> float:
     return sum(timings) / (os.cpu_count() or 1)
 
 
-def pipeline(work: Path, plain: Path, shm: Path) -> None:
+def pipeline(work: Path, plain: Path, shm: Path, repeat: int) -> None:
     target = shm / "pipeline.c4gh"
     size = plain.stat().st_size
     cipher_size = size + 28 * -(-size // 65_536) + 124
-    run = measure(
+    step = Step(
         [
             sys.executable,
             "-c",
@@ -188,17 +227,22 @@ def pipeline(work: Path, plain: Path, shm: Path) -> None:
             str(work / "hub.pub"),
             str(plain),
             str(target),
-        ]
+        ],
+        output=target,
     )
-    drop(target)
+    runs = [step.run() for _ in range(repeat)]
+    rates = sorted(size / run.wall_s / MB for run in runs)
+    rate = statistics.median(rates)
     floor = cpu_floor_s(plain, cipher_size)
-    rate, floor_rate = size / run.wall_s / MB, size / floor / MB
+    floor_rate = size / floor / MB
     print(
         "\nUpload pipeline (encrypt + plaintext SHA-256 + per-part MD5/SHA-256, "
-        "64 MiB parts, temp on tmpfs):"
+        f"64 MiB parts, temp on tmpfs), median of {repeat}:"
     )
     print(
-        f"  {rate:,.0f} MB/s, CPU {run.cpu_s:.2f} s, peak RSS {run.rss_mib:.0f} MiB; "
+        f"  {rate:,.0f} MB/s ({rates[0]:,.0f}–{rates[-1]:,.0f}), "
+        f"CPU {statistics.median(run.cpu_s for run in runs):.2f} s, "
+        f"peak RSS {max(run.rss_mib for run in runs):.0f} MiB; "
         f"CPU floor {floor_rate:,.0f} MB/s ({floor:.2f} s on {os.cpu_count()} cores); "
         f"{floor_rate / rate:.2f}x the floor"
     )
@@ -208,6 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--disk-dir", type=Path, default=Path.cwd() / ".bench")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds per row")
     args = parser.parse_args()
     shm = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="ghga-bench-"))
     args.disk_dir.mkdir(parents=True, exist_ok=True)
@@ -219,20 +264,24 @@ def main() -> None:
             for _ in range(args.size_mib):
                 handle.write(os.urandom(1 << 20))
         size = plain.stat().st_size
-        print(f"{args.size_mib} MiB random file (page cache); ours / crypt4gh CLI\n")
+        cipher = shm / "input.c4gh"
+        ours_encrypt, _ = encrypt_commands(shm, plain, shm)
+        measure(ours_encrypt.cmd)
+        (shm / "plain.bin.c4gh").rename(cipher)
+        print(
+            f"{args.size_mib} MiB random file (page cache); ours / crypt4gh CLI; "
+            f"medians of {args.repeat} alternating rounds (range of the ratios)\n"
+        )
         print("| run | ours MB/s | crypt4gh MB/s | ratio | CPU s | peak RSS MiB |")
         print("|---|---|---|---|---|---|")
-        for label, out_dir in (("tmpfs", shm), ("disk", disk)):
-            ours, ref = compare_encrypt(shm, plain, out_dir)
-            print(row(f"encrypt → {label}", size, ours, ref), flush=True)
-            cipher = shm / "plain.bin.c4gh"
-            if out_dir is not shm:
-                shutil.copy(out_dir / "plain.bin.c4gh", cipher)
-                drop(out_dir / "plain.bin.c4gh")
-            ours, ref = compare_decrypt(shm, cipher, out_dir)
-            print(row(f"decrypt → {label}", size, ours, ref), flush=True)
-            drop(cipher)
-        pipeline(shm, plain, shm)
+        for label, out_dir in (("tmpfs", shm / "out"), ("disk", disk)):
+            out_dir.mkdir(exist_ok=True)  # never beside the input
+            pairs = rounds(*encrypt_commands(shm, plain, out_dir), args.repeat)
+            print(row(f"encrypt → {label}", size, pairs), flush=True)
+            pairs = rounds(*decrypt_commands(shm, cipher, out_dir), args.repeat)
+            print(row(f"decrypt → {label}", size, pairs), flush=True)
+        drop(cipher)
+        pipeline(shm, plain, shm, args.repeat)
     finally:
         shutil.rmtree(shm, ignore_errors=True)
         shutil.rmtree(disk, ignore_errors=True)

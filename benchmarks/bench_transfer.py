@@ -1,7 +1,7 @@
 """Transfers: ghga-transfer vs the official ghga-connector 4.0.1, same sandbox.
 
 Usage: python benchmarks/bench_transfer.py [--size-mib 2048] [--part-mib 64]
-           [--work DIR] [--skip-official] [--extra-part-mib 512]
+           [--work DIR] [--skip-official] [--extra-part-mib 512] [--repeat 3]
 
 One sandbox (`ghga-transfer sandbox serve`, its own process, state on tmpfs)
 serves every run. Each client runs as a child process, so wall time, user+sys
@@ -10,7 +10,10 @@ from the sandbox's request log. Runs: our upload with the temp dir on disk and
 on tmpfs, the official batch-upload; our download to plaintext, the official
 download + decrypt (summed). Every run waits until the sandbox's interrogation
 of the previous upload is over, so no server work overlaps a measurement.
-MB/s = 10^6 plaintext bytes per second of wall time.
+MB/s = 10^6 plaintext bytes per second of wall time. Each run is repeated
+`--repeat` times in rounds whose order rotates; the table shows the run with
+the median wall time and the range over the rounds, since writing new files
+costs this VM's kernel a different amount from one run to the next.
 """
 
 import argparse
@@ -20,7 +23,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +52,7 @@ class Run:
     requests: Counter[str]
     plain_bytes: int
     server_cpu_s: float = 0.0
+    rounds: list["Run"] = field(default_factory=list)
 
     @property
     def mb_s(self) -> float:
@@ -270,18 +276,24 @@ def download_official(bench: Bench, accession: str, part_mib: int) -> Run:
 
 def _table(runs: list[Run]) -> str:
     lines = [
-        "| run | wall s | MB/s | CPU s | CPU s/GiB | peak RSS MiB | sandbox CPU s "
-        "| requests |",
+        "| run | wall s | MB/s (range) | CPU s | CPU s/GiB | peak RSS MiB "
+        "| sandbox CPU s | requests |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(run.requests.items()))
         lines.append(
-            f"| {run.name} | {run.wall_s:.1f} | {run.mb_s:.0f} | {run.cpu_s:.1f} | "
+            f"| {run.name} | {run.wall_s:.1f} | {run.mb_s:.0f} {_spread(run)} | "
+            f"{run.cpu_s:.1f} | "
             f"{run.cpu_per_gib:.1f} | {run.rss_mib:.0f} | {run.server_cpu_s:.1f} | "
             f"{counts} |"
         )
     return "\n".join(lines)
+
+
+def _spread(run: Run) -> str:
+    rates = sorted(r.mb_s for r in run.rounds)
+    return f"({rates[0]:.0f}–{rates[-1]:.0f})" if len(rates) > 1 else ""
 
 
 def _ratios(runs: dict[str, Run]) -> list[str]:
@@ -295,8 +307,19 @@ def _ratios(runs: dict[str, Run]) -> list[str]:
         if ours in runs and theirs in runs:
             speed = runs[ours].mb_s / runs[theirs].mb_s
             cpu = runs[ours].cpu_per_gib / runs[theirs].cpu_per_gib
+            per_round = sorted(
+                mine.mb_s / other.mb_s
+                for mine, other in zip(
+                    runs[ours].rounds, runs[theirs].rounds, strict=False
+                )
+            )
+            spread = (
+                f" (rounds {per_round[0]:.2f}–{per_round[-1]:.2f}x)"
+                if len(per_round) > 1
+                else ""
+            )
             notes.append(
-                f"- {runs[ours].name}: {speed:.2f}x the official throughput "
+                f"- {runs[ours].name}: {speed:.2f}x the official throughput{spread} "
                 f"(target >= {target}x), CPU/GiB {cpu:.2f}x (target <= 0.5x)"
             )
     return notes
@@ -315,7 +338,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / ".bench" / "transfer")
     parser.add_argument("--tmpfs", type=Path, default=Path("/dev/shm"))
     parser.add_argument("--skip-official", action="store_true")
-    parser.add_argument("--repeat", type=int, default=1, help="best of N runs")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds; medians are reported"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     state = args.tmpfs / f"ghga-bench-sandbox-{os.getpid()}"
@@ -330,7 +355,8 @@ def main() -> None:
     report = "\n".join(
         [
             f"{args.size_mib} MiB random file, {args.part_mib} MiB parts, "
-            f"default workers, best of {args.repeat}; client measured alone "
+            f"default workers, median of {args.repeat} rounds (orders rotate); "
+            "client measured alone "
             "(os.wait4), sandbox CPU from /proc (may include some interrogation)",
             "",
             _table(list(runs.values())),
@@ -342,30 +368,46 @@ def main() -> None:
     (args.work / "results.md").write_text(report + "\n")
 
 
-def _best(runs: list[Run]) -> Run:
-    return min(runs, key=lambda run: run.wall_s)
+def _median(runs: list[Run]) -> Run:
+    """The run with the median wall time, carrying every round for the spread."""
+    middle = sorted(runs, key=lambda run: run.wall_s)[(len(runs) - 1) // 2]
+    middle.rounds = runs
+    return middle
+
+
+def _run_round(
+    jobs: list[tuple[str, Callable[[], Run]]], index: int, results: dict[str, list[Run]]
+) -> None:
+    """Run one round of jobs, starting at a different one each round."""
+    shift = index % len(jobs)
+    for name, job in jobs[shift:] + jobs[:shift]:
+        results.setdefault(name, []).append(job())
 
 
 def _run_all(bench: Bench, args: argparse.Namespace) -> dict[str, Run]:
-    part, repeat, tmpfs = args.part_mib, range(args.repeat), args.tmpfs
-    runs = {
-        "up-disk": _best(
-            [
-                upload_ours(bench, f"disk{i}.bin", bench.work / "tmp", part)
-                for i in repeat
-            ]
-        ),
-        "up-tmpfs": _best(
-            [
-                upload_ours(bench, f"tmpfs{i}.bin", tmpfs / "ghga-bench-tmp", part)
-                for i in repeat
-            ]
-        ),
-    }
-    if not args.skip_official:
-        runs["official-up"] = _best(
-            [upload_official(bench, part, f"official{i}.bin") for i in repeat]
-        )
+    part, tmpfs = args.part_mib, args.tmpfs
+    results: dict[str, list[Run]] = {}
+    for i in range(args.repeat):
+        uploads: list[tuple[str, Callable[[], Run]]] = [
+            (
+                "up-disk",
+                partial(upload_ours, bench, f"disk{i}.bin", bench.work / "tmp", part),
+            ),
+            (
+                "up-tmpfs",
+                partial(
+                    upload_ours, bench, f"tmpfs{i}.bin", tmpfs / "ghga-bench-tmp", part
+                ),
+            ),
+        ]
+        if not args.skip_official:
+            uploads.append(
+                (
+                    "official-up",
+                    partial(upload_official, bench, part, f"official{i}.bin"),
+                )
+            )
+        _run_round(uploads, i, results)
     bench.settle()
     accession = next(
         u.accession
@@ -374,16 +416,17 @@ def _run_all(bench: Bench, args: argparse.Namespace) -> dict[str, Run]:
     )
     disk_out = bench.work / "disk" / "out"
     tmpfs_out = tmpfs / "ghga-bench-tmp" / "tmpfs" / "out"
-    runs["down"] = _best(
-        [download_ours(bench, accession, disk_out, part) for _ in repeat]
-    )
-    runs["down-tmpfs"] = _best(
-        [download_ours(bench, accession, tmpfs_out, part) for _ in repeat]
-    )
+    downloads: list[tuple[str, Callable[[], Run]]] = [
+        ("down", partial(download_ours, bench, accession, disk_out, part)),
+        ("down-tmpfs", partial(download_ours, bench, accession, tmpfs_out, part)),
+    ]
     if not args.skip_official:
-        runs["official-down"] = _best(
-            [download_official(bench, accession, part) for _ in repeat]
+        downloads.append(
+            ("official-down", partial(download_official, bench, accession, part))
         )
+    for i in range(args.repeat):
+        _run_round(downloads, i, results)
+    runs = {name: _median(rounds) for name, rounds in results.items()}
     if args.extra_part_mib:
         extra = args.extra_part_mib
         runs["up-extra"] = upload_ours(
