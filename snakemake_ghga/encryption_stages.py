@@ -34,7 +34,6 @@ from .errors import InputFileError
 __all__ = ["EncryptedPart", "Layout", "multipart_etag", "plan_layout", "run_stages"]
 
 BLOCK_PLAIN_BYTES = BLOCK_SEGMENTS * SEGMENT_SIZE
-BLOCK_CIPHER_BYTES = BLOCK_SEGMENTS * CIPHER_SEGMENT_SIZE
 _POLL_S = 0.2
 
 
@@ -63,13 +62,14 @@ class _Aborted(Exception):
 class _Pipeline:
     """Shared state of one encryption: buffer slots, queues, first error."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, block_bytes: int) -> None:
         self.abort = threading.Event()
         self.error: BaseException | None = None
         self.free: queue.Queue[int] = queue.Queue()
         self.work: queue.Queue[tuple[int, int, int] | None] = queue.Queue()
-        self.plain = [memoryview(bytearray(BLOCK_PLAIN_BYTES)) for _ in range(slots)]
-        self.cipher = [memoryview(bytearray(BLOCK_CIPHER_BYTES)) for _ in range(slots)]
+        cipher_bytes = encrypted_size(block_bytes, header_size=0)
+        self.plain = [memoryview(bytearray(block_bytes)) for _ in range(slots)]
+        self.cipher = [memoryview(bytearray(cipher_bytes)) for _ in range(slots)]
         for slot in range(slots):
             self.free.put(slot)
         self.ready: dict[int, tuple[int, int]] = {}
@@ -299,7 +299,9 @@ def run_stages(
 ) -> tuple[str | None, tuple[EncryptedPart, ...]]:
     """Start the stages, read on this thread, join, and re-raise the first error."""
     workers = max(1, workers)
-    pipe = _Pipeline(slots=2 * workers + 4)
+    # Small files get small buffers: no more slots or bytes than blocks exist.
+    block_bytes = min(BLOCK_PLAIN_BYTES, layout.plain_size - layout.plain_offset(0))
+    pipe = _Pipeline(min(2 * workers + 4, max(1, layout.blocks)), max(1, block_bytes))
     collector = _PartCollector(part_size or 1, layout.total, on_part)
     consumers = 2 if part_size else 0
     threads = [
