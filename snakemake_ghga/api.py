@@ -7,7 +7,9 @@ transfer engine. Design notes:
   ``exp`` and refreshed on 401 *and* 403 (the official client misses 401);
 - transient failures (connection errors, 429, 5xx) are retried by urllib3's
   ``Retry`` with backoff and ``Retry-After``; everything else becomes a
-  ``GhgaError`` from ``api_models.error_for``.
+  ``GhgaError`` from ``api_models.error_for``;
+- ``Retry-After`` is read by that ``Retry`` alone: it also turns the DCS's
+  "202, still staging" into the wait before asking again.
 """
 
 import logging
@@ -18,6 +20,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from snakemake_ghga import api_models as models
@@ -36,20 +39,25 @@ _LISTING_PAGE = 1000
 _WotKey = tuple[str, str | None, str | None]
 
 
+_RETRY = Retry(
+    total=4,
+    connect=4,
+    read=2,
+    status=4,
+    backoff_factor=0.5,
+    status_forcelist=(429, 500, 502, 503, 504),
+    allowed_methods=None,
+    respect_retry_after_header=True,
+    raise_on_status=False,
+)
+_STAGING_WAIT_S = 5.0  # when a 202 gives no usable Retry-After
+
+
 def _session(pool_size: int) -> requests.Session:
-    retry = Retry(
-        total=4,
-        connect=4,
-        read=2,
-        status=4,
-        backoff_factor=0.5,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=None,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
+    adapter = HTTPAdapter(
+        pool_connections=4, pool_maxsize=pool_size, max_retries=_RETRY
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -345,7 +353,7 @@ class GhgaApi:
             ("download", accession, None), "GET", url, what, ok=(200, 202)
         )
         if response.status_code == 202:
-            return models.Staging(accession, _retry_after_s(response))
+            return models.Staging(accession, _staging_wait_s(response))
         body = self._checked(response, what, (200,))
         return models.parse_drs_object(accession, body, _max_age_s(response))
 
@@ -357,12 +365,12 @@ class GhgaApi:
         return models.decode_envelope(response.text, accession)
 
 
-def _retry_after_s(response: requests.Response) -> float:
-    value = response.headers.get("Retry-After", "")
+def _staging_wait_s(response: requests.Response) -> float:
+    """Seconds to wait before asking for a staging file again (its Retry-After)."""
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 5.0
+        return float(_RETRY.parse_retry_after(response.headers["Retry-After"]))
+    except (KeyError, InvalidHeader):
+        return _STAGING_WAIT_S
 
 
 def _max_age_s(response: requests.Response) -> float | None:

@@ -133,14 +133,18 @@ class Staging:
     retry_after_s: float
 
 
+def _unexpected(what: str, problem: str) -> ApiError:
+    """The error for a response body of the wrong shape."""
+    return ApiError(
+        f"{what}: unexpected response, {problem}",
+        "The service may have changed; check for a newer snakemake-ghga",
+    )
+
+
 def require_field(body: Any, key: str, kind: type, what: str) -> Any:
     """Return ``body[key]`` if it is a ``kind``, else raise ``ApiError``."""
     if not isinstance(body, dict) or not isinstance(body.get(key), kind):
-        raise ApiError(
-            f"{what}: unexpected response, field '{key}' missing or not "
-            f"{kind.__name__}",
-            "The service may have changed; check for a newer snakemake-ghga",
-        )
+        raise _unexpected(what, f"field '{key}' missing or not {kind.__name__}")
     return body[key]
 
 
@@ -187,18 +191,34 @@ def parse_file_upload(item: Any) -> FileUpload:
 def parse_drs_object(accession: str, body: Any, max_age_s: float | None) -> DrsObject:
     """Parse a DRS object; the URL is the first ``s3`` access method."""
     what = f"DRS object {accession}"
-    size = int(require_field(body, "size", int, what))
-    methods = require_field(body, "access_methods", list, what)
-    urls = [
-        m.get("access_url", {}).get("url")
-        for m in methods
-        if isinstance(m, dict) and m.get("type") == "s3"
-    ]
-    if not urls or not isinstance(urls[0], str):
-        raise ApiError(f"{what}: no s3 access URL in the response")
-    sums = body.get("checksums") or []
-    sha = [c.get("checksum") for c in sums if c.get("type") in ("sha-256", "sha256")]
-    return DrsObject(accession, size, sha[0] if sha else None, urls[0], max_age_s)
+    size = require_field(body, "size", int, what)
+    if isinstance(size, bool) or size < 0:
+        raise _unexpected(what, "field 'size' is not a byte count")
+    return DrsObject(
+        accession, size, _drs_sha256(body, what), _drs_s3_url(body, what), max_age_s
+    )
+
+
+def _drs_s3_url(body: dict[str, Any], what: str) -> str:
+    """Return the URL of the first ``s3`` access method."""
+    for method in require_field(body, "access_methods", list, what):
+        if isinstance(method, dict) and method.get("type") == "s3":
+            access_url = require_field(method, "access_url", dict, what)
+            return str(require_field(access_url, "url", str, what))
+    raise ApiError(f"{what}: no s3 access URL in the response")
+
+
+def _drs_sha256(body: dict[str, Any], what: str) -> str | None:
+    """Return the SHA-256 among the checksums, None if there is none."""
+    checksums = body.get("checksums") or []
+    if not isinstance(checksums, list):
+        raise _unexpected(what, "field 'checksums' is not a list")
+    for item in checksums:
+        if not isinstance(item, dict):
+            raise _unexpected(what, "an entry of 'checksums' is not an object")
+        if item.get("type") in ("sha-256", "sha256"):
+            return str(require_field(item, "checksum", str, what))
+    return None
 
 
 def decode_envelope(text: str, accession: str) -> bytes:

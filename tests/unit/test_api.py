@@ -1,7 +1,12 @@
 """GhgaApi: caching, WOT refresh and error mapping (requests-mock, no sockets)."""
 
 import base64
+import email.utils
 import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -237,6 +242,98 @@ def test_drs_object_staging_then_ready(
     assert "sig=1" not in repr(drs)
     download_wots = _count(mock, "POST", "files/GHGAF1/work-order-tokens")
     assert download_wots == 1  # one WOT serves both DRS calls
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait_s"),
+    [({"Retry-After": "7"}, 7.0), ({}, 5.0), ({"Retry-After": "soon"}, 5.0)],
+)
+def test_drs_object_staging_wait_comes_from_retry_after(
+    api: GhgaApi, mock: requests_mock.Mocker, headers: dict[str, str], wait_s: float
+) -> None:
+    mock.get(f"{DCS}/objects/GHGAF1", status_code=202, headers=headers, text="null")
+
+    assert api.drs_object("GHGAF1") == Staging("GHGAF1", wait_s)
+
+
+def test_drs_object_staging_wait_reads_http_date_like_the_retries(
+    api: GhgaApi, mock: requests_mock.Mocker
+) -> None:
+    # RFC 9110 allows an HTTP-date; the session's Retry parses it, and so does
+    # the staging wait, which goes through that same Retry.
+    when = email.utils.formatdate(time.time() + 60, usegmt=True)
+    mock.get(
+        f"{DCS}/objects/GHGAF1",
+        status_code=202,
+        headers={"Retry-After": when},
+        text="null",
+    )
+
+    staging = api.drs_object("GHGAF1")
+
+    assert isinstance(staging, Staging)
+    assert 55.0 <= staging.retry_after_s <= 60.0
+
+
+@pytest.fixture
+def busy_once_wkvs() -> Iterator[tuple[str, list[float]]]:
+    """A loopback WKVS: 503 with Retry-After: 1 once, then the values.
+
+    requests-mock replaces the transport adapter and so bypasses urllib3's
+    retries; this real server does not.
+    """
+    arrivals: list[float] = []
+    values = {
+        "wps_api_url": WPS,
+        "ucs_api_url": UCS,
+        "dcs_api_url": DCS,
+        "crypt4gh_public_keys": {},
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            arrivals.append(time.monotonic())
+            if len(arrivals) == 1:
+                status, headers, body = 503, {"Retry-After": "1"}, b""
+            else:
+                status, body = 200, json.dumps(values).encode()
+                headers = {"Content-Type": "application/json"}
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            """Keep the test output quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/.well-known", arrivals
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_api_retry_waits_for_retry_after_of_a_503(
+    user: PrivateKey, busy_once_wkvs: tuple[str, list[float]]
+) -> None:
+    url, arrivals = busy_once_wkvs
+    token = WorkPackageToken(PACKAGE, _seal("t" * 24, bytes(user.public_key)))
+    api = GhgaApi(url, token, bytes(user), "unused")
+
+    try:
+        values = api.well_known()
+    finally:
+        api.close()
+
+    assert values.dcs_url == DCS
+    assert len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 0.9
 
 
 def test_envelope_accepts_json_quoted_base64(
