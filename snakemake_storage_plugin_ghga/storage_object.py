@@ -231,8 +231,7 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
     async def managed_retrieve(self) -> None:
         """Retrieve in a worker thread, so that several files download at once."""
         try:
-            await asyncio.to_thread(self._warm_size)
-            await self.wait_for_free_space()
+            await self.wait_for_free_space()  # sizes via our threaded footprint
             self.local_path().parent.mkdir(parents=True, exist_ok=True)
             async with self._rate_limiter(Operation.RETRIEVE):
                 await asyncio.to_thread(self.retrieve_object)
@@ -281,11 +280,6 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
             raise FileOrDirectoryNotFoundError(
                 self.local_path(), self.print_query
             ) from err
-
-    def _warm_size(self) -> None:
-        """Fetch the size off the event loop; `wait_for_free_space` then reuses it."""
-        if not self.parsed.is_upload:
-            self.size()
 
     def _remove_partial_local_copy(self) -> None:
         path = self.local_path()

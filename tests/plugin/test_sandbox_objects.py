@@ -9,11 +9,16 @@ import pytest
 from snakemake.io import IOCache
 from snakemake_interface_common.exceptions import WorkflowError
 
+from snakemake_ghga import crypt
+from snakemake_ghga.api_models import UploadChecksums
+from snakemake_ghga.errors import ApiError
 from snakemake_storage_plugin_ghga import StorageProvider
+from snakemake_storage_plugin_ghga.storage_object import StorageObject
 from tests.conftest import make_key_pair
 from tests.plugin.conftest import SandboxUser
 
 LOGGER = logging.getLogger(__name__)
+PART_SIZE = 64 * 2**20
 
 
 def _provider(user: SandboxUser, tmp_path: Path, **changes: object) -> StorageProvider:
@@ -90,6 +95,76 @@ def test_store_exists_remove_and_store_again(
     assert states[0] == "cancelled"
     assert states[1] in ("inbox", "interrogated")
     assert obj.exists() and obj.size() == len("second version\n")
+
+
+def _output_over_left_upload(
+    user: SandboxUser, tmp_path: Path, state: str
+) -> StorageObject:
+    """A written local output whose alias has an upload in `init` or `failed`.
+
+    `init` is what a run killed after the create leaves once its local resume
+    state is gone; `failed` is a close the UCS refused (here: no parts sent).
+    """
+    provider = _provider(user, tmp_path)
+    alias = f"objects/{tmp_path.name}/{state}.txt"
+    api = provider.catalog.client("upload").api
+    created = api.create_upload(
+        alias, 10, crypt.encrypted_size(10), PART_SIZE, overwrite=False
+    )
+    if state == "failed":
+        bogus = UploadChecksums("0" * 64, "0" * 32 + "-1", ["0" * 32], ["0" * 64])
+        with pytest.raises(ApiError):
+            api.complete_upload(created.file_id, bogus)
+    obj = provider.object(f"ghga://upload/{alias}")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("result\n")
+    return obj
+
+
+def _states(user: SandboxUser, obj: StorageObject) -> list[str]:
+    return [u.state for u in user.sandbox.uploads() if u.alias == obj.parsed.name]
+
+
+def test_store_over_unfinished_upload_says_to_remove_it(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    obj = _output_over_left_upload(sandbox_user, tmp_path, "init")
+    alias = obj.parsed.name
+
+    with pytest.raises(WorkflowError) as info:
+        asyncio.run(obj.managed_store())
+
+    message = str(info.value)
+    assert not obj.exists()
+    assert f"the box holds an unfinished upload of '{alias}' (state init" in message
+    assert f"delete it with `ghga-transfer rm {alias}`" in message
+    assert "--overwrite" not in message
+    assert _states(sandbox_user, obj) == ["init"]  # the plugin left it alone
+
+
+def test_store_after_removing_unfinished_upload_succeeds(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    obj = _output_over_left_upload(sandbox_user, tmp_path, "init")
+
+    obj.catalog.client("upload").remove(obj.parsed.name)  # = `ghga-transfer rm`
+    obj.store_object()
+
+    assert obj.exists()
+    assert _states(sandbox_user, obj)[0] == "cancelled"
+
+
+def test_store_over_failed_upload_uploads_again(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    obj = _output_over_left_upload(sandbox_user, tmp_path, "failed")
+
+    exists_before = obj.exists()
+    obj.store_object()
+
+    assert not exists_before
+    assert obj.exists() and obj.size() == len("result\n")
+    assert _states(sandbox_user, obj)[0] == "failed"
 
 
 def test_token_for_another_key_fails_with_clear_message(

@@ -12,7 +12,7 @@ from snakemake_interface_storage_plugins.exceptions import (
     FileOrDirectoryNotFoundError,
 )
 
-from snakemake_ghga.errors import AuthError
+from snakemake_ghga.errors import ApiError, AuthError
 from snakemake_storage_plugin_ghga import StorageProvider
 from snakemake_storage_plugin_ghga.storage_object import ARCHIVE_MTIME, safe_extension
 from tests.plugin.conftest import (
@@ -191,6 +191,27 @@ def test_retrieve_writes_local_copy(make_provider: MakeProvider) -> None:
     assert obj.local_path().read_bytes() == b"one"
 
 
+def test_managed_retrieve_asks_size_once_off_the_event_loop(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # The free-space check is the only size question; it must not block the loop.
+    obj = make_provider().object("ghga://GHGAF1")
+    threads: list[str] = []
+    size = obj.size
+
+    def recording_size() -> int:
+        threads.append(threading.current_thread().name)
+        return size()
+
+    obj.size = recording_size
+
+    asyncio.run(obj.managed_retrieve())
+
+    assert len(threads) == 1
+    assert threads[0] != threading.main_thread().name
+    assert fake_client.calls["describe_download"] == 1
+
+
 def test_managed_retrieve_runs_files_concurrently(
     make_provider: MakeProvider, fake_client: RecordingClient
 ) -> None:
@@ -306,11 +327,13 @@ def test_catalog_close_closes_clients(
     assert fake_client.closed
 
 
-def test_skipped_upload_fails_with_remedy(
+def test_upload_skipped_by_engine_fails_with_remedy(
     make_provider: MakeProvider, fake_client: RecordingClient
 ) -> None:
+    # The engine skips an alias that is complete in the box: here one that
+    # another run uploaded after this provider listed the box.
     def skip(path: Path, alias: str) -> FakeOutcome:
-        return FakeOutcome("skipped", error="already in the box (state init)")
+        return FakeOutcome("skipped", error="already in the box (inbox)")
 
     fake_client.upload_file = skip
     obj = make_provider().object("ghga://upload/r.txt")
@@ -321,9 +344,24 @@ def test_skipped_upload_fails_with_remedy(
         obj.store_object()
 
     message = str(info.value)
-    assert "as 'r.txt' was skipped: already in the box (state init)" in message
+    assert "as 'r.txt' was skipped: already in the box (inbox)" in message
     assert "`ghga-transfer rm r.txt`" in message
     assert not obj.exists()
+
+
+def test_refused_upload_keeps_engine_message_if_box_cannot_be_listed(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    obj = make_provider().object("ghga://upload/r.txt")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("x")
+    fake_client.fail_with = ApiError("creating the upload of 'r.txt': HTTP 500")
+
+    with pytest.raises(WorkflowError) as info:
+        obj.store_object()
+
+    assert str(info.value) == "creating the upload of 'r.txt': HTTP 500"
+    assert fake_client.calls["list_uploads"] == 1  # the failed look at the box
 
 
 def test_managed_size_asks_concurrently(
