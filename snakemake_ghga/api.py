@@ -9,18 +9,22 @@ transfer engine. Design notes:
   ``Retry`` with backoff and ``Retry-After``; everything else becomes a
   ``GhgaError`` from ``api_models.error_for``;
 - ``Retry-After`` is read by that ``Retry`` alone: it also turns the DCS's
-  "202, still staging" into the wait before asking again.
+  "202, still staging" into the wait before asking again; an invalid value
+  counts as none (backoff, or the default staging wait), not as a failure;
+- every response body goes through an ``api_models`` parser, so a body of the
+  wrong shape is an ``ApiError``, never an ``AttributeError`` or ``KeyError``.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from snakemake_ghga import api_models as models
@@ -39,7 +43,26 @@ _LISTING_PAGE = 1000
 _WotKey = tuple[str, str | None, str | None]
 
 
-_RETRY = Retry(
+class _Retry(Retry):
+    """urllib3's ``Retry``, reading an invalid ``Retry-After`` as none.
+
+    urllib3 raises ``InvalidHeader`` for one, which would end the request;
+    without a usable value it should back off and retry as usual.
+    """
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        return self.retry_after_s(response.headers)
+
+    def retry_after_s(self, headers: Mapping[str, str]) -> float | None:
+        """Return the ``Retry-After`` in seconds; None if missing or invalid."""
+        value = headers.get("Retry-After")
+        try:
+            return None if value is None else self.parse_retry_after(value)
+        except InvalidHeader:
+            return None
+
+
+_RETRY = _Retry(
     total=4,
     connect=4,
     read=2,
@@ -115,12 +138,7 @@ class GhgaApi:
     ) -> Any:
         if response.status_code not in ok:
             raise models.error_for(response.status_code, response.text, what)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as err:
-            raise ApiError(f"{what}: the response is not JSON") from err
+        return models.parse_json(response.content, what)
 
     def _with_wot(
         self,
@@ -225,9 +243,7 @@ class GhgaApi:
             url = f"{base}/boxes/{self._upload_box(package)[0]}/work-order-tokens"
             body = {"work_type": work_type, "alias": first, "file_id": second}
         response = self._send("POST", url, what, headers=headers, json=body)
-        sealed = self._checked(response, what, (200, 201))
-        if not isinstance(sealed, str):
-            raise ApiError(f"{what}: the response is not a JSON string")
+        sealed = models.require_string(self._checked(response, what, (200, 201)), what)
         return open_sealed_box(sealed, self._secret_key, "the work order token")
 
     def _check_wot_key(self, claims: dict[str, Any]) -> None:
@@ -261,9 +277,9 @@ class GhgaApi:
                 params=params,
             )
             body = self._checked(response, "listing the upload box", (200,))
-            page = [models.parse_file_upload(i) for i in body.get("items", [])]
+            page, total_count = models.parse_upload_page(body)
             items.extend(page)
-            if not page or len(items) >= int(body.get("total_count", 0)):
+            if not page or len(items) >= total_count:
                 return items
 
     def create_upload(
@@ -292,15 +308,9 @@ class GhgaApi:
             ok=(200, 201),
             json=body,
         )
-        data = self._checked(response, what, (200, 201))
-        created = models.CreatedUpload(
-            str(models.require_field(data, "file_id", str, what)),
-            str(models.require_field(data, "alias", str, what)),
-            str(models.require_field(data, "storage_alias", str, what)),
+        return models.parse_created_upload(
+            alias, self._checked(response, what, (200, 201))
         )
-        if created.alias != alias:
-            raise ApiError(f"{what}: the server answered for alias '{created.alias}'")
-        return created
 
     def part_upload_url(self, file_id: str, part_number: int) -> str:
         """Return a presigned URL for one part (fetched per part, as S3 wants)."""
@@ -311,10 +321,7 @@ class GhgaApi:
             self._ucs(f"/{file_id}/parts/{part_number}"),
             what,
         )
-        url = self._checked(response, what, (200,))
-        if not isinstance(url, str):
-            raise ApiError(f"{what}: the response is not a JSON string")
-        return url
+        return models.require_string(self._checked(response, what, (200,)), what)
 
     def complete_upload(self, file_id: str, checksums: models.UploadChecksums) -> None:
         """Close the upload with the four checksum fields (PATCH → 204)."""
@@ -367,18 +374,13 @@ class GhgaApi:
 
 def _staging_wait_s(response: requests.Response) -> float:
     """Seconds to wait before asking for a staging file again (its Retry-After)."""
-    try:
-        return float(_RETRY.parse_retry_after(response.headers["Retry-After"]))
-    except (KeyError, InvalidHeader):
-        return _STAGING_WAIT_S
+    retry_after_s = _RETRY.retry_after_s(response.headers)
+    return _STAGING_WAIT_S if retry_after_s is None else retry_after_s
 
 
 def _max_age_s(response: requests.Response) -> float | None:
     for directive in response.headers.get("Cache-Control", "").split(","):
         name, _, value = directive.strip().partition("=")
         if name.lower() == "max-age":
-            try:
-                return float(value)
-            except ValueError:
-                return None
+            return float(value) if value.isdecimal() else None
     return None

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
 
@@ -22,10 +22,19 @@ __all__ = [
     "UploadChecksums",
     "WellKnownValues",
     "WorkPackage",
+    "decode_envelope",
     "error_for",
     "jwt_claims",
-    "require_field",
+    "parse_created_upload",
+    "parse_drs_object",
+    "parse_json",
+    "parse_upload_page",
+    "parse_well_known",
+    "parse_work_package",
+    "require_string",
 ]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,58 +150,109 @@ def _unexpected(what: str, problem: str) -> ApiError:
     )
 
 
-def require_field(body: Any, key: str, kind: type, what: str) -> Any:
-    """Return ``body[key]`` if it is a ``kind``, else raise ``ApiError``."""
-    if not isinstance(body, dict) or not isinstance(body.get(key), kind):
+def parse_json(content: str | bytes, what: str) -> Any:
+    """Decode a JSON body (None if empty), else raise ``ApiError``."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError as err:
+        raise _unexpected(what, "not JSON") from err
+
+
+def require_string(body: Any, what: str) -> str:
+    """Return ``body`` if it is a JSON string, else raise ``ApiError``."""
+    if not isinstance(body, str):
+        raise _unexpected(what, "not a JSON string")
+    return body
+
+
+def _require_field(body: Any, key: str, kind: type[_T], what: str) -> _T:
+    """Return ``body[key]`` if it is a ``kind`` (a bool is no int), else raise."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise _unexpected(what, f"field '{key}' missing or not {kind.__name__}")
-    return body[key]
+    return value
+
+
+def _optional_string(body: dict[str, Any], key: str, what: str) -> str | None:
+    """Return ``body[key]``: None if missing or null, else it must be a string."""
+    return None if body.get(key) is None else _require_field(body, key, str, what)
+
+
+def _string_values(mapping: dict[str, Any], key: str, what: str) -> dict[str, str]:
+    """Return the object ``mapping`` (field ``key``) if all its values are strings."""
+    if not all(isinstance(value, str) for value in mapping.values()):
+        raise _unexpected(what, f"field '{key}' has a value that is not a string")
+    return dict(mapping)
 
 
 def parse_well_known(body: Any) -> WellKnownValues:
     """Parse the WKVS values (URLs lose a trailing slash)."""
     what = "well-known values"
     urls = [
-        str(require_field(body, key, str, what)).rstrip("/")
+        _require_field(body, key, str, what).rstrip("/")
         for key in ("wps_api_url", "ucs_api_url", "dcs_api_url")
     ]
-    keys = require_field(body, "crypt4gh_public_keys", dict, what)
-    return WellKnownValues(urls[0], urls[1], urls[2], dict(keys))
+    keys = _require_field(body, "crypt4gh_public_keys", dict, what)
+    return WellKnownValues(
+        urls[0], urls[1], urls[2], _string_values(keys, "crypt4gh_public_keys", what)
+    )
 
 
 def parse_work_package(package_id: str, body: Any) -> WorkPackage:
-    """Parse ``GET /work-packages/{id}``."""
+    """Parse ``GET /work-packages/{id}`` ("files" and the other fields may be null)."""
+    what = f"work package {package_id}"
     if not isinstance(body, dict):
-        raise ApiError("work package: unexpected response (not a JSON object)")
+        raise _unexpected(what, "not a JSON object")
     files = body.get("files") or {}
     if not isinstance(files, dict):
-        raise ApiError("work package: unexpected response ('files' is not an object)")
-    kind = body.get("type")
+        raise _unexpected(what, "field 'files' is not an object")
     return WorkPackage(
         package_id,
-        {str(k): str(v) for k, v in files.items()},
-        body.get("research_data_upload_box_id"),
-        body.get("file_upload_box_id"),
-        str(kind) if kind is not None else None,
+        _string_values(files, "files", what),
+        _optional_string(body, "research_data_upload_box_id", what),
+        _optional_string(body, "file_upload_box_id", what),
+        _optional_string(body, "type", what),
     )
 
 
-def parse_file_upload(item: Any) -> FileUpload:
-    """Parse one listing item."""
+def parse_upload_page(body: Any) -> tuple[list[FileUpload], int]:
+    """Parse one page of the box listing: its uploads and the box's total count."""
     what = "upload listing"
+    items = _require_field(body, "items", list, what)
+    total_count = _require_field(body, "total_count", int, what)
+    return [_parse_file_upload(item, what) for item in items], total_count
+
+
+def _parse_file_upload(item: Any, what: str) -> FileUpload:
     return FileUpload(
-        str(require_field(item, "id", str, what)),
-        str(require_field(item, "alias", str, what)),
-        str(require_field(item, "state", str, what)),
-        int(require_field(item, "decrypted_size", int, what)),
-        int(require_field(item, "encrypted_size", int, what)),
+        _require_field(item, "id", str, what),
+        _require_field(item, "alias", str, what),
+        _require_field(item, "state", str, what),
+        _require_field(item, "decrypted_size", int, what),
+        _require_field(item, "encrypted_size", int, what),
     )
+
+
+def parse_created_upload(alias: str, body: Any) -> CreatedUpload:
+    """Parse the answer to creating the upload of ``alias`` (it must echo it)."""
+    what = f"creating the upload of '{alias}'"
+    created = CreatedUpload(
+        _require_field(body, "file_id", str, what),
+        _require_field(body, "alias", str, what),
+        _require_field(body, "storage_alias", str, what),
+    )
+    if created.alias != alias:
+        raise _unexpected(what, f"it is for alias '{created.alias}'")
+    return created
 
 
 def parse_drs_object(accession: str, body: Any, max_age_s: float | None) -> DrsObject:
     """Parse a DRS object; the URL is the first ``s3`` access method."""
     what = f"DRS object {accession}"
-    size = require_field(body, "size", int, what)
-    if isinstance(size, bool) or size < 0:
+    size = _require_field(body, "size", int, what)
+    if size < 0:
         raise _unexpected(what, "field 'size' is not a byte count")
     return DrsObject(
         accession, size, _drs_sha256(body, what), _drs_s3_url(body, what), max_age_s
@@ -201,10 +261,10 @@ def parse_drs_object(accession: str, body: Any, max_age_s: float | None) -> DrsO
 
 def _drs_s3_url(body: dict[str, Any], what: str) -> str:
     """Return the URL of the first ``s3`` access method."""
-    for method in require_field(body, "access_methods", list, what):
+    for method in _require_field(body, "access_methods", list, what):
         if isinstance(method, dict) and method.get("type") == "s3":
-            access_url = require_field(method, "access_url", dict, what)
-            return str(require_field(access_url, "url", str, what))
+            access_url = _require_field(method, "access_url", dict, what)
+            return _require_field(access_url, "url", str, what)
     raise ApiError(f"{what}: no s3 access URL in the response")
 
 
@@ -217,19 +277,20 @@ def _drs_sha256(body: dict[str, Any], what: str) -> str | None:
         if not isinstance(item, dict):
             raise _unexpected(what, "an entry of 'checksums' is not an object")
         if item.get("type") in ("sha-256", "sha256"):
-            return str(require_field(item, "checksum", str, what))
+            return _require_field(item, "checksum", str, what)
     return None
 
 
 def decode_envelope(text: str, accession: str) -> bytes:
     """Decode the envelope body: base64, possibly JSON-quoted."""
+    what = f"the envelope of {accession}"
     stripped = text.strip()
     if stripped.startswith('"'):
-        stripped = json.loads(stripped)
+        stripped = parse_json(stripped, what)
     try:
         return base64.b64decode(stripped, validate=True)
     except (binascii.Error, ValueError) as err:
-        raise ApiError(f"the envelope of {accession} is not valid base64") from err
+        raise _unexpected(what, "not valid base64") from err
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -300,8 +361,12 @@ def _body_fields(text: str) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(body, dict):
         return None, None
+    exception_id = body.get("exception_id")
     detail = body.get("description") or body.get("detail")
-    return body.get("exception_id"), str(detail) if detail else None
+    return (
+        exception_id if isinstance(exception_id, str) else None,
+        str(detail) if detail else None,
+    )
 
 
 def error_for(status: int, text: str, what: str) -> ApiError:

@@ -28,6 +28,13 @@ WPS, UCS, DCS = "http://ghga.test/wps", "http://ghga.test/ucs", "http://ghga.tes
 PACKAGE = "11111111-2222-4333-8444-555555555555"
 RDUB, FUB = "rdub-1", "fub-1"
 FILE_ID = "f0000000-0000-4000-8000-000000000001"
+ITEM = {
+    "id": FILE_ID,
+    "alias": "a.bam",
+    "state": "uploaded",
+    "decrypted_size": 10,
+    "encrypted_size": 190,
+}
 
 
 def _seal(plain: str, public_key: bytes) -> str:
@@ -214,6 +221,121 @@ def test_create_upload_returns_typed_answer(
     }
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ([ITEM], "field 'items' missing or not list"),
+        ("a.bam", "field 'items' missing or not list"),
+        ({"items": {}, "total_count": 0}, "field 'items' missing or not list"),
+        ({"items": [ITEM]}, "field 'total_count' missing or not int"),
+        ({"items": [ITEM], "total_count": None}, "field 'total_count'"),
+        ({"items": ["a.bam"], "total_count": 1}, "field 'id' missing or not str"),
+        (
+            {"items": [{**ITEM, "decrypted_size": True}], "total_count": 1},
+            "field 'decrypted_size' missing or not int",
+        ),
+    ],
+)
+def test_malformed_upload_listing_is_api_error(
+    api: GhgaApi, mock: requests_mock.Mocker, body: Any, problem: str
+) -> None:
+    mock.get(f"{UCS}/boxes/{FUB}/uploads", json=body)
+
+    with pytest.raises(
+        ApiError, match=f"^upload listing: unexpected response, {problem}"
+    ):
+        api.list_uploads()
+
+
+def test_upload_listing_reads_every_page(
+    api: GhgaApi, mock: requests_mock.Mocker
+) -> None:
+    second = {**ITEM, "id": "f2", "alias": "b.bam"}
+    mock.get(
+        f"{UCS}/boxes/{FUB}/uploads",
+        [
+            {"json": {"items": [ITEM], "total_count": 2}},
+            {"json": {"items": [second], "total_count": 2}},
+        ],
+    )
+
+    uploads = api.list_uploads()
+
+    assert [u.alias for u in uploads] == ["a.bam", "b.bam"]
+    assert [r.qs["skip"] for r in mock.request_history if "/uploads" in r.url] == [
+        ["0"],
+        ["1"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ([FILE_ID], "field 'file_id' missing or not str"),
+        ({"file_id": FILE_ID, "alias": "a.bam"}, "field 'storage_alias'"),
+        (
+            {"file_id": FILE_ID, "alias": "b.bam", "storage_alias": "HD01"},
+            "it is for alias 'b.bam'",
+        ),
+    ],
+)
+def test_malformed_created_upload_is_api_error(
+    api: GhgaApi, mock: requests_mock.Mocker, body: Any, problem: str
+) -> None:
+    mock.post(f"{UCS}/boxes/{FUB}/uploads", status_code=201, json=body)
+
+    with pytest.raises(ApiError) as info:
+        api.create_upload("a.bam", 10, 190, 5 * 2**20, overwrite=False)
+
+    message = str(info.value)
+    assert message.startswith("creating the upload of 'a.bam': unexpected response, ")
+    assert problem in message
+    assert "check for a newer snakemake-ghga" in message
+
+
+@pytest.mark.parametrize(
+    ("response", "problem"),
+    [
+        ({"json": {"url": "http://s3/part1"}}, "not a JSON string"),
+        ({"json": ["http://s3/part1"]}, "not a JSON string"),
+        ({"text": ""}, "not a JSON string"),
+        ({"text": "http://s3/part1"}, "not JSON"),
+    ],
+)
+def test_malformed_part_url_is_api_error(
+    api: GhgaApi, mock: requests_mock.Mocker, response: dict[str, Any], problem: str
+) -> None:
+    mock.get(f"{UCS}/boxes/{FUB}/uploads/{FILE_ID}/parts/1", **response)
+    what = f"getting the URL of part 1 of upload {FILE_ID}"
+
+    with pytest.raises(ApiError, match=f"^{what}: unexpected response, {problem}"):
+        api.part_upload_url(FILE_ID, 1)
+
+
+@pytest.mark.parametrize("body", [{"token": "x"}, None, 5])
+def test_malformed_work_order_token_is_api_error(
+    api: GhgaApi, mock: requests_mock.Mocker, body: Any
+) -> None:
+    mock.post(
+        f"{WPS}/work-packages/{PACKAGE}/boxes/{RDUB}/work-order-tokens", json=body
+    )
+    what = "requesting a 'view' work order token"
+
+    with pytest.raises(ApiError, match=f"^{what}: unexpected response, not a JSON"):
+        api.list_uploads()
+
+
+@pytest.mark.parametrize("body", [["wps"], {"wps_api_url": 5}])
+def test_malformed_well_known_values_reach_the_caller_as_api_error(
+    api: GhgaApi, body: Any
+) -> None:
+    with requests_mock.Mocker() as mocker:
+        mocker.get(f"{WKVS}/values", json=body)
+
+        with pytest.raises(ApiError, match=r"^well-known values: unexpected response"):
+            api.well_known()
+
+
 def test_drs_object_staging_then_ready(
     api: GhgaApi, mock: requests_mock.Mocker
 ) -> None:
@@ -256,6 +378,32 @@ def test_drs_object_staging_wait_comes_from_retry_after(
     assert api.drs_object("GHGAF1") == Staging("GHGAF1", wait_s)
 
 
+@pytest.mark.parametrize(
+    ("cache_control", "max_age_s"),
+    [
+        ("private, max-age=10", 10.0),
+        ("max-age=nan", None),
+        ("max-age=-5", None),
+        ("max-age=1e3", None),
+        ("no-store", None),
+    ],
+)
+def test_drs_object_max_age_takes_only_delta_seconds(
+    api: GhgaApi,
+    mock: requests_mock.Mocker,
+    cache_control: str,
+    max_age_s: float | None,
+) -> None:
+    body = {"size": 1, "access_methods": [{"type": "s3", "access_url": {"url": "u"}}]}
+    headers = {"Cache-Control": cache_control}
+    mock.get(f"{DCS}/objects/GHGAF1", json=body, headers=headers)
+
+    drs = api.drs_object("GHGAF1")
+
+    assert not isinstance(drs, Staging)
+    assert drs.max_age_s == max_age_s
+
+
 def test_drs_object_staging_wait_reads_http_date_like_the_retries(
     api: GhgaApi, mock: requests_mock.Mocker
 ) -> None:
@@ -276,12 +424,15 @@ def test_drs_object_staging_wait_reads_http_date_like_the_retries(
 
 
 @pytest.fixture
-def busy_once_wkvs() -> Iterator[tuple[str, list[float]]]:
-    """A loopback WKVS: 503 with Retry-After: 1 once, then the values.
+def busy_once_wkvs(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[str, list[float]]]:
+    """A loopback WKVS: 503 with the Retry-After ``request.param`` once, then the values.
 
     requests-mock replaces the transport adapter and so bypasses urllib3's
     retries; this real server does not.
     """
+    retry_after: str = request.param
     arrivals: list[float] = []
     values = {
         "wps_api_url": WPS,
@@ -294,7 +445,7 @@ def busy_once_wkvs() -> Iterator[tuple[str, list[float]]]:
         def do_GET(self) -> None:
             arrivals.append(time.monotonic())
             if len(arrivals) == 1:
-                status, headers, body = 503, {"Retry-After": "1"}, b""
+                status, headers, body = 503, {"Retry-After": retry_after}, b""
             else:
                 status, body = 200, json.dumps(values).encode()
                 headers = {"Content-Type": "application/json"}
@@ -319,8 +470,13 @@ def busy_once_wkvs() -> Iterator[tuple[str, list[float]]]:
         thread.join()
 
 
-def test_api_retry_waits_for_retry_after_of_a_503(
-    user: PrivateKey, busy_once_wkvs: tuple[str, list[float]]
+@pytest.mark.parametrize(
+    ("busy_once_wkvs", "min_wait_s"),
+    [("1", 0.9), ("soon", 0.0), ("-1", 0.0), ("", 0.0)],
+    indirect=["busy_once_wkvs"],
+)
+def test_api_retry_after_a_503_waits_for_retry_after_or_backs_off_if_invalid(
+    user: PrivateKey, busy_once_wkvs: tuple[str, list[float]], min_wait_s: float
 ) -> None:
     url, arrivals = busy_once_wkvs
     token = WorkPackageToken(PACKAGE, _seal("t" * 24, bytes(user.public_key)))
@@ -333,7 +489,7 @@ def test_api_retry_waits_for_retry_after_of_a_503(
 
     assert values.dcs_url == DCS
     assert len(arrivals) == 2
-    assert arrivals[1] - arrivals[0] >= 0.9
+    assert arrivals[1] - arrivals[0] >= min_wait_s
 
 
 def test_envelope_accepts_json_quoted_base64(
