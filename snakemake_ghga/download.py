@@ -1,17 +1,20 @@
 """The download of one staged file: ranged GETs decrypted straight to disk.
 
-Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``.
+Layer 4: imports ``crypt``, ``config``, ``parts``, ``journal``, ``transfer``,
+``part_futures`` and ``context``.
 The header-less ciphertext is fetched in segment-aligned ranges; each range
-is decrypted on arrival and written with ``crypt.pwrite_all`` at its plaintext
-offset into a 0600 temp file beside the output (``.c4gh`` output keeps
-ciphertext). Completed parts go to a journal, so a rerun fetches only the
-missing ones. An interrupted run (Ctrl-C, retries exhausted) keeps the temp
-file and journal; any other failure (a local write error, ciphertext that
+is decrypted on arrival (which checks every segment's MAC) and written with
+``crypt.pwrite_all`` at its plaintext offset into a 0600 temp file beside the
+output (``.c4gh`` output keeps the checked ciphertext). Completed parts go to
+a journal, so a rerun fetches only the missing ones. An interrupted run
+(Ctrl-C, retries exhausted, no fresh URL to be had) keeps the temp file and
+journal; any other failure (a local write error, ciphertext that
 stays corrupt, a checksum mismatch) removes both, so no partial plaintext
 remains.
 The whole-file SHA-256 is computed in file order as parts complete (reading
-back the page-cached output) and compared with the DRS checksum before the
-temp file is renamed onto the output name.
+back the page-cached output; on resume the GETs of the missing parts start
+before the finished ones are read back) and compared with the DRS checksum
+before the temp file is renamed onto the output name.
 """
 
 import hashlib
@@ -19,11 +22,11 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import CancelledError, Future, wait
 from pathlib import Path
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import DrsObject
+from snakemake_ghga.config import BUFFER_BYTES
 from snakemake_ghga.context import DownloadResult, RunContext
 from snakemake_ghga.errors import (
     ApiError,
@@ -32,6 +35,7 @@ from snakemake_ghga.errors import (
     local_write_error,
 )
 from snakemake_ghga.journal import DownloadHeader, Journal
+from snakemake_ghga.part_futures import PartFutures
 from snakemake_ghga.parts import (
     CIPHER_SEGMENT_SIZE,
     Part,
@@ -45,7 +49,6 @@ from snakemake_ghga.transfer import Cancelled
 __all__ = ["DrsUrls", "FileDownloader"]
 
 logger = logging.getLogger(__name__)
-_READ_BACK_BYTES = 4 * 1024 * 1024
 
 
 class DrsUrls:
@@ -77,7 +80,12 @@ class DrsUrls:
 
 
 class _OrderedHasher:
-    """SHA-256 of the plaintext, fed in file order as parts complete."""
+    """SHA-256 of the plaintext, fed in file order as parts complete.
+
+    One thread at a time reads back and hashes the parts that are next in
+    file order; a thread whose part arrives meanwhile returns at once to
+    fetch more. Read-back goes through two buffers reused for every read.
+    """
 
     def __init__(
         self,
@@ -91,31 +99,47 @@ class _OrderedHasher:
         self._sha = hashlib.sha256()
         self._next = 1
         self._done: set[int] = set()
+        self._hashing = False
         self._lock = threading.Lock()
+        self._read_buffer = memoryview(bytearray(BUFFER_BYTES))
+        self._plain_buffer = memoryview(bytearray(BUFFER_BYTES))
 
     def part_done(self, number: int) -> None:
+        """Note part ``number`` as written; hash what is now next in file order."""
         with self._lock:
             self._done.add(number)
-            while self._next in self._done:
-                self._hash_part(self._plan.part(self._next))
-                self._next += 1
+            if self._hashing:
+                return  # the thread that is hashing will reach this part
+            self._hashing = True
+        while (part := self._next_to_hash()) is not None:
+            self._hash_part(part)
+
+    def _next_to_hash(self) -> Part | None:
+        with self._lock:
+            if self._next not in self._done:
+                self._hashing = False
+                return None
+            self._next += 1
+            return self._plan.part(self._next - 1)
 
     def _hash_part(self, part: Part) -> None:
-        step = _READ_BACK_BYTES // CIPHER_SEGMENT_SIZE * CIPHER_SEGMENT_SIZE
-        for start in range(part.offset, part.end, step):
-            size = min(step, part.end - start)
-            if self._decryptor is None:
-                plain = os.pread(
-                    self._fd, crypt.plain_size_of(size), plain_offset_of(start)
-                )
-            else:
-                cipher = os.pread(self._fd, size, self._header_size + start)
-                out = bytearray(size)
-                count = self._decryptor.decrypt_into(
-                    memoryview(cipher), memoryview(out)
-                )
-                plain = bytes(out[:count])
-            self._sha.update(plain)
+        for start in range(part.offset, part.end, BUFFER_BYTES):
+            size = min(BUFFER_BYTES, part.end - start)
+            self._sha.update(self._plaintext(start, size))
+
+    def _plaintext(self, cipher_offset: int, cipher_size: int) -> memoryview:
+        """Read back the plaintext of ``cipher_size`` bytes of the body."""
+        if self._decryptor is None:
+            plain_size = crypt.plain_size_of(cipher_size)
+            return self._read(plain_size, plain_offset_of(cipher_offset))
+        cipher = self._read(cipher_size, self._header_size + cipher_offset)
+        first = cipher_offset // CIPHER_SEGMENT_SIZE
+        count = self._decryptor.decrypt_into(cipher, self._plain_buffer, first)
+        return self._plain_buffer[:count]
+
+    def _read(self, size: int, offset: int) -> memoryview:
+        view = self._read_buffer[:size]
+        return view[: os.preadv(self._fd, [view], offset)]
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()
@@ -143,15 +167,17 @@ class _Sink:
             DecryptionError: a segment failed its MAC check (the engine refetches).
             LocalFileError: the temp file could not be written (e.g. disk full).
         """
-        if self._keep:
-            self.write_at(data, self._header_size + cipher_offset)
-            return
         out: bytearray | None = getattr(self._buffers, "out", None)
         if out is None or len(out) < len(data):
             out = self._buffers.out = bytearray(len(data))
         first = cipher_offset // CIPHER_SEGMENT_SIZE
+        # also for kept ciphertext: a corrupt segment must fail before the
+        # part is journaled, so that it is fetched again
         count = self._decryptor.decrypt_into(data, memoryview(out), first)
-        self.write_at(memoryview(out)[:count], plain_offset_of(cipher_offset))
+        if self._keep:
+            self.write_at(data, self._header_size + cipher_offset)
+        else:
+            self.write_at(memoryview(out)[:count], plain_offset_of(cipher_offset))
 
     def write_at(self, data: memoryview | bytes, offset: int) -> None:
         """Write all of ``data`` at ``offset`` of the temp file."""
@@ -272,38 +298,27 @@ class FileDownloader:
         sink: _Sink,
         hasher: _OrderedHasher,
     ) -> int:
+        """Fetch the parts the journal lacks; return the bytes fetched."""
         ctx, name = self._ctx, drs.accession
-        urls, cancel = DrsUrls(ctx, drs), threading.Event()
+        urls, parts = DrsUrls(ctx, drs), PartFutures(f"download of {name}")
+        missing = [part for part in plan if part.number not in journal.records]
+        fetched = sum(part.size for part in missing)
         ctx.progress.file_started(name, drs.size)
-        futures: list[Future[None]] = []
-        received = 0
-        for part in plan:
-            if part.number in journal.records:
-                ctx.progress.file_progress(name, part.size)
-                hasher.part_done(part.number)
-                continue
-            received += part.size
-            futures.append(
-                ctx.engine.submit(
-                    self._get_part, part, urls, sink, hasher, journal, cancel
-                )
-            )
-        for future in futures:
-            future.add_done_callback(lambda f: _cancel_on_error(f, cancel))
+        ctx.progress.file_progress(name, drs.size - fetched)
         try:
-            errors = [_exception_of(f) for f in futures]
-        except BaseException:  # e.g. Ctrl-C in this thread: stop this file's parts
-            cancel.set()
-            for future in futures:
-                future.cancel()
-            wait(futures)  # no part may write after the caller closes the fd
+            for part in missing:
+                parts.add(
+                    ctx.engine.submit(
+                        self._get_part, part, urls, sink, hasher, journal, parts.cancel
+                    )
+                )
+            for number in sorted(journal.records):  # read back while the GETs run
+                hasher.part_done(number)
+        except BaseException:  # e.g. Ctrl-C: no part may write after the fd closes
+            parts.stop()
             raise
-        real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
-        if real:
-            raise real[0]
-        if any(errors):  # e.g. Ctrl-C: parts stopped early; keep temp and journal
-            raise Cancelled(f"download of {name}: interrupted")
-        return received
+        parts.wait()
+        return fetched
 
     def _get_part(
         self,
@@ -328,19 +343,6 @@ class FileDownloader:
         except OSError as err:
             raise local_write_error(journal.path, err) from err
         hasher.part_done(part.number)
-
-
-def _exception_of(future: "Future[None]") -> BaseException | None:
-    """The future's exception; a future cancelled before it ran counts as Cancelled."""
-    try:
-        return future.exception()
-    except CancelledError:
-        return Cancelled("cancelled before it started")
-
-
-def _cancel_on_error(future: "Future[None]", cancel: threading.Event) -> None:
-    if future.cancelled() or future.exception() is not None:
-        cancel.set()
 
 
 def _verify(drs: DrsObject, actual: str) -> None:

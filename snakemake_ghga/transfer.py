@@ -15,6 +15,10 @@ Design notes:
   429 and 5xx, with exponential backoff + full jitter or ``Retry-After``; a 403
   or an expired URL makes the ``UrlSource`` fetch a fresh URL; a GET retried
   after a reset continues at the first segment not yet delivered;
+- a ``UrlSource`` that cannot hand out a URL (an ``ApiError``) fails that
+  attempt as a failed request would: retried, except when the API refused the
+  credentials or does not know the file; a part that fails so ends in
+  ``PartFailedError``, which keeps the file's resume state;
 - a GET whose bytes the sink rejects (``DecryptionError``: a segment failed
   its MAC) stores the good segments before the bad one and is retried from
   the bad segment, at most ``CORRUPT_ATTEMPTS`` times; then the
@@ -38,7 +42,14 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from snakemake_ghga.config import BUFFER_BYTES, TransferConfig
-from snakemake_ghga.errors import DecryptionError, GhgaError, PartFailedError
+from snakemake_ghga.errors import (
+    ApiError,
+    AuthError,
+    DecryptionError,
+    GhgaError,
+    NotFoundError,
+    PartFailedError,
+)
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
 from snakemake_ghga.redact import install_log_redaction, redact_url
 
@@ -142,6 +153,16 @@ def _retry_after_s(response: Any) -> float | None:
         return None
 
 
+def _url_for(urls: UrlSource, part: Part) -> str:
+    """The URL for this attempt; a failed API request fails only the attempt."""
+    try:
+        return urls.url_for(part)
+    except (AuthError, NotFoundError) as err:
+        raise _Fatal(f"no URL for the part: {err}") from err
+    except ApiError as err:  # the API retried it already, but may recover yet
+        raise _Retryable(f"no URL for the part: {err}") from err
+
+
 def _classify(status: int, response: Any, what: str) -> Exception:
     if status == 403:
         return _Retryable(f"HTTP 403 from storage on {what}", refresh_url=True)
@@ -229,8 +250,8 @@ class TransferEngine:
         for attempt in range(1, attempts + 1):
             if cancel.is_set() or self._stopped.is_set():
                 raise Cancelled(f"{label}: cancelled")
-            url = urls.url_for(part)
             try:
+                url = _url_for(urls, part)
                 attempt_once(url)
                 return
             except _Fatal as err:

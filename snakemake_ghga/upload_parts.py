@@ -1,29 +1,29 @@
 """The PUTs of one upload: its plan, fresh part URLs, and parts read back on resume.
 
-Layer 4, private to `upload`: imports ``crypt``, ``parts``, ``journal``,
-``transfer`` and ``context``. Parts are submitted to the shared engine as the
-encryption reports them (or, on resume, as kept parts are read back from the
-temp file and MAC-checked); the first failure cancels the file's other parts.
+Layer 4, private to `upload`: imports ``crypt``, ``config``, ``parts``,
+``journal``, ``transfer``, ``part_futures`` and ``context``. Parts are
+submitted to the shared engine as the encryption reports them (or, on resume,
+as kept parts are read back from the temp file and MAC-checked); the first
+failure cancels the file's other parts.
 """
 
 import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from snakemake_ghga import crypt
+from snakemake_ghga.config import BUFFER_BYTES
 from snakemake_ghga.context import RunContext
 from snakemake_ghga.errors import GhgaError, InputFileError
 from snakemake_ghga.journal import Journal, UploadHeader
+from snakemake_ghga.part_futures import PartFutures
 from snakemake_ghga.parts import Part, plan_parts
 from snakemake_ghga.transfer import Cancelled, UploadPart
 
-__all__ = ["READ_BLOCK_BYTES", "PartUploads", "UploadPlan", "hash_kept_part"]
-
-READ_BLOCK_BYTES = 16 * crypt.CIPHER_SEGMENT_SIZE  # read-back granularity (~1 MiB)
+__all__ = ["PartUploads", "UploadPlan", "hash_kept_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +72,8 @@ class PartUploads:
     def __init__(self, ctx: RunContext, plan: UploadPlan, fd: int) -> None:
         self._ctx, self._plan, self._fd = ctx, plan, fd
         self._urls = _UploadUrls(ctx, plan.header.file_id)
-        self._cancel = threading.Event()
-        self._futures: list[Future[None]] = []
-        self._lock = threading.Lock()
+        self._parts = PartFutures(f"upload of {plan.header.alias}")
+        self._lock = threading.Lock()  # guards bytes_sent
         self.bytes_sent = 0
 
     def submit(self, part: crypt.EncryptedPart) -> None:
@@ -88,16 +87,9 @@ class PartUploads:
         self._submit(self._put_kept, part)
 
     def _submit(self, func: Callable[[Any], None], part: object) -> None:
-        if self._cancel.is_set() or self._ctx.engine.stopped:
-            raise Cancelled(f"{self._plan.header.alias}: cancelled")
-        future = self._ctx.engine.submit(func, part)
-        future.add_done_callback(self._on_done)
-        with self._lock:
-            self._futures.append(future)
-
-    def _on_done(self, future: "Future[None]") -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._cancel.set()
+        if self._parts.cancel.is_set() or self._ctx.engine.stopped:
+            raise Cancelled(f"{self._parts.label}: cancelled")
+        self._parts.add(self._ctx.engine.submit(func, part))
 
     def _put_kept(self, part: Part) -> None:
         md5, sha256 = hash_kept_part(self._fd, self._plan, part)
@@ -106,11 +98,11 @@ class PartUploads:
     def _put(self, part: crypt.EncryptedPart) -> None:
         alias = self._plan.header.alias
         self._ctx.engine.put_part(
-            f"upload of {alias}",
+            self._parts.label,
             self._fd,
             UploadPart(part.number, part.offset, part.size, part.md5),
             self._urls,
-            self._cancel,
+            self._parts.cancel,
             lambda delta: self._ctx.progress.file_progress(alias, delta),
         )
         self._plan.journal.confirm(part.number, md5=part.md5, sha256=part.sha256)
@@ -119,60 +111,61 @@ class PartUploads:
 
     def wait(self) -> None:
         """Wait for every PUT; raise the first real error (not a cancellation)."""
-        with self._lock:
-            futures = list(self._futures)
-        errors = [f.exception() for f in futures]
-        real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
-        if real:
-            raise real[0]
-        if any(errors):
-            raise Cancelled(f"{self._plan.header.alias}: cancelled")
+        self._parts.wait()
 
 
 def hash_kept_part(fd: int, plan: UploadPlan, part: Part) -> tuple[str, str]:
     """MD5 and SHA-256 of a part left in the temp file; its segments must be intact.
 
+    One read pass hashes the part and MAC-checks every segment overlapping it
+    (so the bytes the server gets decrypt), including those it shares with
+    its neighbours.
+
     Raises:
         InputFileError: the temp file is short or a segment fails its MAC.
     """
-    total = plan.header.encrypted_size
     md5, sha256 = hashlib.md5(), hashlib.sha256()
-    for data in _read_range(fd, part.offset, part.end):
+    segment, start, end = _segment_span(part, plan.header.encrypted_size)
+    for _, data in _read_range(fd, part.offset, start):  # part 1: the header
         md5.update(data)
         sha256.update(data)
-    # every segment overlapping the part, so the bytes the server gets decrypt
-    size, header = crypt.CIPHER_SEGMENT_SIZE, crypt.HEADER_SIZE
-    first = max(0, part.offset - header) // size
-    last = (part.end - 1 - header) // size if part.end > header else -1
     decryptor = crypt.SegmentDecryptor([plan.session_key])
-    out = memoryview(bytearray(READ_BLOCK_BYTES))
-    segment = first
-    start = header + first * size
-    end = min(total, header + (last + 1) * size)
-    try:
-        for data in _read_range(fd, start, end):
+    out = memoryview(bytearray(BUFFER_BYTES))
+    for offset, data in _read_range(fd, start, end):
+        inside = data[max(0, part.offset - offset) : max(0, part.end - offset)]
+        md5.update(inside)
+        sha256.update(inside)
+        try:
             decryptor.decrypt_into(data, out, segment)
-            segment += -(-len(data) // size)
-    except GhgaError:
-        raise InputFileError(
-            f"the encrypted temp file {plan.header.temp_path} is damaged in "
-            f"part {part.number}",
-            "Rerun the same command: the upload of this file starts over",
-        ) from None
+        except GhgaError:
+            raise InputFileError(
+                f"the encrypted temp file {plan.header.temp_path} is damaged in "
+                f"part {part.number}",
+                "Rerun the same command: the upload of this file starts over",
+            ) from None
+        segment += -(-len(data) // crypt.CIPHER_SEGMENT_SIZE)
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def _read_range(fd: int, start: int, end: int) -> Iterator[memoryview]:
-    """Blocks of whole cipher segments (relative to ``start``) in [start, end)."""
-    buffer = memoryview(bytearray(READ_BLOCK_BYTES))
+def _segment_span(part: Part, total: int) -> tuple[int, int, int]:
+    """The first segment overlapping ``part``, and the file bytes of all of them."""
+    size, header = crypt.CIPHER_SEGMENT_SIZE, crypt.HEADER_SIZE
+    first = max(0, part.offset - header) // size
+    last = (part.end - 1 - header) // size
+    return first, header + first * size, min(total, header + (last + 1) * size)
+
+
+def _read_range(fd: int, start: int, end: int) -> Iterator[tuple[int, memoryview]]:
+    """(offset, block) pairs of [start, end), in whole segments from ``start``."""
+    buffer = memoryview(bytearray(BUFFER_BYTES))
     offset = start
     while offset < end:
-        want = min(READ_BLOCK_BYTES, end - offset)
+        want = min(BUFFER_BYTES, end - offset)
         got = os.preadv(fd, [buffer[:want]], offset)
         if got != want:
             raise InputFileError(
                 "the encrypted temp file is shorter than its journal says",
                 "Rerun the same command: the upload of this file starts over",
             )
-        yield buffer[:got]
+        yield offset, buffer[:got]
         offset += got

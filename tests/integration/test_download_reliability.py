@@ -1,30 +1,34 @@
 """Download failure modes against the sandbox: interruption keeps the resume
-state, a full disk says so, corrupt segments are fetched again, a token of the
-wrong direction is refused, and urllib3's DEBUG lines carry no signatures."""
+state, a full disk says so, corrupt segments are fetched again (also for
+kept ciphertext), a URL that cannot be refreshed keeps the resume state, a
+token of the wrong direction is refused, and urllib3's DEBUG lines carry no
+signatures."""
 
 import dataclasses
 import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt, download
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.errors import (
     AuthError,
     DecryptionError,
     LocalFileError,
+    PartFailedError,
 )
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, download_part_size
-from snakemake_ghga.sandbox import objecthttp
+from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part, download_part_size
+from snakemake_ghga.sandbox import dcs, objecthttp
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.transfer import CORRUPT_ATTEMPTS, Cancelled
+from snakemake_ghga.transfer import CORRUPT_ATTEMPTS, Cancelled, TransferEngine
 from tests.conftest import KeyPair
 
 from .conftest import PART, random_file
@@ -82,6 +86,17 @@ def _leftovers(directory: Path) -> list[str]:
 # -- 1. an interrupted download keeps its resume state --------------------------
 
 
+def _download_stopped_in_part_2(
+    sandbox: Sandbox, keys: KeyPair, token: str, accession: str, destination: Path
+) -> None:
+    """Download with one worker and stop (as Ctrl-C does) once part 1 is done."""
+    progress = StopAfter(PART + 1)
+    with _client(sandbox, keys, token, max_workers=1, progress=progress) as c:
+        progress.stop = c.engine.stop
+        with pytest.raises(Cancelled):
+            c.download_file(accession, destination)
+
+
 def test_stopped_download_keeps_part_file_and_journal_then_resumes(
     sandbox: Sandbox, user_keys: KeyPair, archived: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -89,11 +104,7 @@ def test_stopped_download_keeps_part_file_and_journal_then_resumes(
     token = sandbox.download_token(user_keys.public, [accession])
     destination = tmp_path / "out" / "data.bin"
     destination.parent.mkdir()
-    progress = StopAfter(PART + 1)
-    with _client(sandbox, user_keys, token, max_workers=1, progress=progress) as c:
-        progress.stop = c.engine.stop
-        with pytest.raises(Cancelled):
-            c.download_file(accession, destination)
+    _download_stopped_in_part_2(sandbox, user_keys, token, accession, destination)
     assert _leftovers(destination.parent) == [".data.bin.journal", ".data.bin.part"]
     assert not destination.exists()
 
@@ -103,6 +114,41 @@ def test_stopped_download_keeps_part_file_and_journal_then_resumes(
     assert destination.read_bytes() == source.read_bytes()
     assert 0 < result.bytes_received < crypt.encrypted_size(SIZE, 0)
     assert _leftovers(destination.parent) == ["data.bin"]
+
+
+def test_resumed_download_starts_gets_before_hashing_finished_parts(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source, accession = archived
+    token = sandbox.download_token(user_keys.public, [accession])
+    destination = tmp_path / "out" / "data.bin"
+    destination.parent.mkdir()
+    _download_stopped_in_part_2(sandbox, user_keys, token, accession, destination)
+    get_started = threading.Event()
+    real_get, real_hash = TransferEngine.get_part, download._OrderedHasher._hash_part
+
+    def get_part(self: TransferEngine, *args: Any) -> None:
+        get_started.set()
+        real_get(self, *args)
+
+    hashed: list[tuple[int, bool]] = []  # (part, a GET had started by then)
+
+    def hash_part(self: download._OrderedHasher, part: Part) -> None:
+        hashed.append((part.number, get_started.wait(timeout=5)))
+        real_hash(self, part)
+
+    monkeypatch.setattr(TransferEngine, "get_part", get_part)
+    monkeypatch.setattr(download._OrderedHasher, "_hash_part", hash_part)
+    with _client(sandbox, user_keys, token) as c:
+        result = c.download_file(accession, destination)
+    assert hashed[0] == (1, True)
+    assert [number for number, _ in hashed] == [1, 2, 3]  # in file order
+    assert result.status == "downloaded"
+    assert destination.read_bytes() == source.read_bytes()
 
 
 # -- 2. a full disk is reported as such ------------------------------------------
@@ -195,26 +241,37 @@ def _bad_offset() -> tuple[int, int]:
     return segment * CIPHER_SEGMENT_SIZE + 1000, segment
 
 
+def _plaintext_of(result_path: Path, keys: KeyPair, keep_encrypted: bool) -> bytes:
+    if not keep_encrypted:
+        return result_path.read_bytes()
+    plain = result_path.with_name("decrypted.bin")
+    crypt.decrypt_file(result_path, plain, keys.secret)
+    return plain.read_bytes()
+
+
+@pytest.mark.parametrize("keep_encrypted", [False, True])
 def test_corrupt_segment_is_fetched_again_from_that_segment(
     sandbox: Sandbox,
     user_keys: KeyPair,
     archived: tuple[Path, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    keep_encrypted: bool,
 ) -> None:
     source, accession = archived
     bad, segment = _bad_offset()
     corruptor = Corruptor(tmp_path, bad, times=1)
     corruptor.install(monkeypatch)
     token = sandbox.download_token(user_keys.public, [accession])
+    out = tmp_path / "out"
     with _client(sandbox, user_keys, token) as c:
-        [result] = c.download([accession], tmp_path / "out")
+        [result] = c.download([accession], out, keep_encrypted=keep_encrypted)
     assert result.status == "downloaded", result.error
-    assert result.path.read_bytes() == source.read_bytes()
     assert corruptor.corrupted == 1
     # the second GET starts at the bad segment, not at the part or block start
     assert corruptor.starts[1:] == [segment * CIPHER_SEGMENT_SIZE]
-    assert _leftovers(tmp_path / "out") == [result.path.name]
+    assert _leftovers(out) == [result.path.name]
+    assert _plaintext_of(result.path, user_keys, keep_encrypted) == source.read_bytes()
 
 
 def test_persistently_corrupt_segment_fails_naming_part_and_segment(
@@ -242,6 +299,55 @@ def test_persistently_corrupt_segment_fails_naming_part_and_segment(
     assert f"segment {segment} " in message
     assert corruptor.corrupted == CORRUPT_ATTEMPTS
     assert _leftovers(out) == []  # no partial plaintext, no journal
+
+
+# -- 3b. a download URL that cannot be refreshed keeps the resume state ------------
+
+
+def test_failed_url_refresh_keeps_partial_download_then_resumes(
+    sandbox_factory: Callable[..., Sandbox],
+    user_keys: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = sandbox_factory(url_ttl_s=2)  # the client renews after 1 s
+    source = random_file(tmp_path / "in", "data.bin", SIZE)
+    accession = sandbox.add_file(source)
+    restaging = threading.Event()  # the DCS answers 202 while set
+    monkeypatch.setattr(dcs, "_staging_wait_s", lambda ctx, a: int(restaging.is_set()))
+
+    def restage_and_outlive_the_url() -> None:
+        if not restaging.is_set():
+            restaging.set()
+            time.sleep(1.2)
+
+    progress = StopAfter(download_part_size(PART))  # part 1 has arrived
+    progress.stop = restage_and_outlive_the_url
+    token = sandbox.download_token(user_keys.public, [accession])
+    destination = tmp_path / "out" / "data.bin"
+    destination.parent.mkdir()
+    with (
+        _client(
+            sandbox,
+            user_keys,
+            token,
+            max_workers=1,
+            max_attempts=2,
+            backoff_base_s=0.01,
+            progress=progress,
+        ) as c,
+        pytest.raises(PartFailedError, match="no URL for the part") as caught,
+    ):
+        c.download_file(accession, destination)
+    assert "being staged again" in str(caught.value)
+    assert _leftovers(destination.parent) == [".data.bin.journal", ".data.bin.part"]
+
+    restaging.clear()
+    with _client(sandbox, user_keys, token) as c:
+        result = c.download_file(accession, destination)
+    assert result.status == "downloaded"
+    assert destination.read_bytes() == source.read_bytes()
+    assert 0 < result.bytes_received < crypt.encrypted_size(SIZE, 0)
 
 
 # -- 4. a token for the other direction is refused -------------------------------

@@ -13,7 +13,12 @@ import pytest
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from snakemake_ghga.config import TransferConfig
-from snakemake_ghga.errors import DecryptionError, PartFailedError
+from snakemake_ghga.errors import (
+    ApiError,
+    AuthError,
+    DecryptionError,
+    PartFailedError,
+)
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
 from snakemake_ghga.redact import RedactingFilter
 from snakemake_ghga.transfer import (
@@ -246,6 +251,50 @@ def test_cancelled_part_never_starts(
             "u", fd, _upload_part(data), Urls(), cancel, lambda _: None
         )
     assert pool.requests == []
+
+
+class FailingUrls(Urls):
+    """Its first ``failures`` URL requests fail as the API would."""
+
+    def __init__(self, failures: int, error: ApiError) -> None:
+        super().__init__()
+        self.failures, self.error = failures, error
+
+    def url_for(self, part: Part) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return super().url_for(part)
+
+
+def test_get_part_url_refresh_api_error_is_retried(sleeps: list[float]) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE)
+    urls = FailingUrls(1, ApiError("file GHGAF1 is being staged again"))
+    sink = Sink(len(body))
+    _engine(FakePool([_ranged(body)]), sleeps).get_part(
+        "d", Part(1, 0, len(body)), urls, sink, threading.Event(), lambda _: None
+    )
+    assert bytes(sink.data) == body
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [(ApiError("HTTP 503 from the DCS"), 3), (AuthError("token refused"), 1)],
+)
+def test_get_part_url_refresh_failing_is_a_part_failure(
+    sleeps: list[float], error: ApiError, attempts: int
+) -> None:
+    with pytest.raises(PartFailedError, match=f"after {attempts} attempt") as info:
+        _engine(FakePool([]), sleeps, attempts=3).get_part(
+            "download of GHGAF1",
+            Part(2, 0, CIPHER_SEGMENT_SIZE),
+            FailingUrls(3, error),
+            Sink(CIPHER_SEGMENT_SIZE),
+            threading.Event(),
+            lambda _: None,
+        )
+    assert f"no URL for the part: {error}" in str(info.value)
 
 
 def _ranged(body: bytes, cut_after: int | None = None) -> Script:
