@@ -84,7 +84,16 @@ class RunContext:
                 f"'{storage_alias}'",
                 "Report this to GHGA; the upload cannot be encrypted",
             )
-        announced = base64.b64decode(keys[storage_alias])
+        try:
+            announced = base64.b64decode(keys[storage_alias], validate=True)
+        except ValueError:  # binascii.Error
+            announced = b""
+        if len(announced) != 32:
+            raise ApiError(
+                f"the well-known values' public key for storage '{storage_alias}' "
+                "is not a base64 32-byte Crypt4GH key",
+                "Report this to GHGA; the upload cannot be encrypted",
+            )
         if self.ghga_public_key is not None and announced != self.ghga_public_key:
             raise ConfigError(
                 f"the GHGA public key for storage '{storage_alias}' differs from "
