@@ -126,23 +126,36 @@ class _Fatal(Exception):
 
 
 class _RangeReader:
-    """A file-like view of ``size`` bytes at ``offset`` of an open fd."""
+    """A file-like view of ``size`` bytes at ``offset`` of an open fd.
 
-    def __init__(self, fd: int, offset: int, size: int, on_bytes: ProgressCallback):
+    ``read`` fills one reused buffer and returns a view of it: the HTTP client
+    sends each block before it asks for the next, so no block is allocated.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        offset: int,
+        size: int,
+        on_bytes: ProgressCallback,
+        buffer: memoryview,
+    ) -> None:
         self._fd, self._position, self._left = fd, offset, size
         self._on_bytes = on_bytes
+        self._buffer = buffer
         self.sent = 0
 
-    def read(self, amount: int = -1) -> bytes:
+    def read(self, amount: int = -1) -> memoryview:
         amount = self._left if amount < 0 else min(amount, self._left)
-        data = os.pread(self._fd, amount, self._position) if amount else b""
-        if amount and not data:
+        view = self._buffer[: min(amount, len(self._buffer))]
+        got = os.preadv(self._fd, [view], self._position) if view else 0
+        if view and not got:
             raise _Fatal("the temp file is shorter than its part plan")
-        self._position += len(data)
-        self._left -= len(data)
-        self.sent += len(data)
-        self._on_bytes(len(data))
-        return data
+        self._position += got
+        self._left -= got
+        self.sent += got
+        self._on_bytes(got)
+        return view[:got]
 
 
 def _retry_after_s(response: Any) -> float | None:
@@ -288,7 +301,7 @@ class TransferEngine:
         plan_part = Part(part.number, part.offset, part.size)
 
         def attempt(url: str) -> None:
-            reader = _RangeReader(fd, part.offset, part.size, on_bytes)
+            reader = _RangeReader(fd, part.offset, part.size, on_bytes, self._buffer())
             try:
                 self._put(url, reader, part)
             except BaseException:
