@@ -6,13 +6,15 @@ Memory formula (beyond the interpreter and libraries, about 55 MB):
 
     memory ≈ max_workers × 2 × BUFFER_BYTES            (part transfers)
            + max_files_in_flight × 8 × 2 MiB            (encryption pipelines)
+           + max_files_in_flight × 2 × BUFFER_BYTES     (download hashing)
 
 Part bodies are never held in memory: an upload part is streamed from the
 Crypt4GH temp file in ``BUFFER_BYTES`` blocks, and a download part is read,
 decrypted and written through two reused buffers of ``BUFFER_BYTES`` per
-worker; the encryption of each file in flight owns a fixed number of 2 MiB
-buffer slots. So the part size changes no term: with the defaults this is
-about 75 MB, and the measured peak RSS of a 2 GiB upload or download is
+worker; the encryption of each file in flight owns at most 8 buffer slots
+of 2 MiB (fewer for a small file), and the SHA-256 of each download reads
+its output back through two more. So the part size changes no term: with
+the defaults this is about 85 MB, and the measured peak RSS of a 2 GiB upload or download is
 74–114 MiB with 64 MiB and with 512 MiB parts.
 """
 
