@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api import GhgaApi
@@ -32,7 +32,7 @@ from snakemake_ghga.progress import NullProgress, ProgressListener
 from snakemake_ghga.redact import redact_text
 from snakemake_ghga.token import parse_token
 from snakemake_ghga.transfer import TransferEngine
-from snakemake_ghga.upload import LIVE_STATES, FileUploader
+from snakemake_ghga.upload import LIVE_STATES, FileUploader, UploadDecision
 
 __all__ = [
     "DownloadInfo",
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 UploadInfo = FileUpload
 MAX_OPEN_UPLOADS = 5  # the UCS refuses a 6th unfinished upload per box (429)
 _DEFAULT_CONFIG = TransferConfig()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class GhgaClient:
@@ -140,26 +142,56 @@ class GhgaClient:
         Raises:
             GhgaError: the upload failed.
         """
-        uploader = FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
+        uploader = self._uploader()
         return self._upload_one(uploader, Path(path), alias, overwrite, catch=False)
 
     def upload(
-        self, items: list[tuple[Path, str]], *, overwrite: bool = False
+        self,
+        items: list[tuple[Path, str]],
+        *,
+        overwrite: bool = False,
+        on_result: Callable[[UploadResult], None] | None = None,
     ) -> list[UploadResult]:
-        """Upload several files in parallel; one result per item, in order.
+        """Upload several files in parallel, listing the box once.
+
+        One result per item, in order; ``on_result`` also gets each result as
+        soon as its file ends (from worker threads: it must be thread-safe).
 
         Raises:
             ConfigError: duplicate paths or aliases (nothing is sent).
         """
         _check_unique(items)
-        uploader = FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
+        uploader = self._uploader()
         futures = [
-            self._files.submit(
-                self._upload_one, uploader, Path(path), alias, overwrite, True
+            self._submit_reported(
+                on_result or _ignore,
+                self._upload_one,
+                uploader,
+                Path(path),
+                alias,
+                overwrite,
             )
             for path, alias in items
         ]
         return [future.result() for future in futures]
+
+    def plan_upload(
+        self, items: list[tuple[Path, str]], *, overwrite: bool = False
+    ) -> list[UploadDecision]:
+        """Return what ``upload`` would do with each item, listing the box once.
+
+        Raises:
+            ConfigError: duplicate paths or aliases (nothing is sent).
+        """
+        _check_unique(items)
+        uploader = self._uploader()
+        return [
+            uploader.preview(Path(path), alias, overwrite=overwrite)
+            for path, alias in items
+        ]
+
+    def _uploader(self) -> FileUploader:
+        return FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
 
     def _upload_one(
         self,
@@ -167,7 +199,7 @@ class GhgaClient:
         path: Path,
         alias: str,
         overwrite: bool,
-        catch: bool,
+        catch: bool = True,
     ) -> UploadResult:
         progress = self._ctx.progress
         try:
@@ -181,6 +213,26 @@ class GhgaClient:
             return UploadResult(path, alias, "failed", error=message)
         progress.file_finished(alias, True, result.status)
         return result
+
+    def _submit_reported(
+        self,
+        report: Callable[[_R], None],
+        transfer: Callable[_P, _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> "Future[_R]":
+        """Run ``transfer`` on a file thread and ``report`` its result there.
+
+        The report runs before the future resolves, so when the caller has
+        every result, every report has run (a done-callback may run later).
+        """
+
+        def run() -> _R:
+            result = transfer(*args, **kwargs)
+            report(result)
+            return result
+
+        return self._files.submit(run)
 
     # -- download -------------------------------------------------------------
 
@@ -249,11 +301,14 @@ class GhgaClient:
                 results[accession] = failed
                 report(failed)
                 continue
-            future = self._files.submit(
-                self._download_one, drs, pending[accession], keep_encrypted, True
+            results[accession] = self._submit_reported(
+                report,
+                self._download_one,
+                drs,
+                pending[accession],
+                keep_encrypted,
+                True,
             )
-            future.add_done_callback(partial(_report_done, report))
-            results[accession] = future
         return [
             r if isinstance(r, DownloadResult) else r.result()
             for r in (results[a] for a in wanted)
@@ -368,16 +423,8 @@ class GhgaClient:
         return answer
 
 
-def _ignore(_result: DownloadResult) -> None:
+def _ignore(_result: object) -> None:
     """The default on_result: nothing to report to."""
-
-
-def _report_done(
-    report: Callable[[DownloadResult], None], future: "Future[DownloadResult]"
-) -> None:
-    """Hand a finished download's result to the caller's callback."""
-    if not future.cancelled() and future.exception() is None:
-        report(future.result())
 
 
 def _live_by_alias(uploads: list[FileUpload]) -> dict[str, FileUpload]:

@@ -25,6 +25,11 @@ Failure policy: an interruption or exhausted retries keep the upload, the temp
 file and the journal for a rerun; any other failure (refused by the server,
 checksum mismatch, input changed) deletes the upload on the server, as the
 official client does, and removes the local state.
+
+What happens to an alias already in the box is decided by ``decide`` alone;
+``--dry-run`` asks ``FileUploader.preview``, which goes through the same
+journal checks and ``decide`` without changing anything, so the plan it prints
+is what a real run then does.
 """
 
 import base64
@@ -33,7 +38,9 @@ import hashlib
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import FileUpload, UploadChecksums
@@ -44,7 +51,7 @@ from snakemake_ghga.parts import plan_parts, upload_part_size
 from snakemake_ghga.transfer import Cancelled
 from snakemake_ghga.upload_parts import PartUploads, UploadPlan
 
-__all__ = ["FileUploader", "upload_state_paths"]
+__all__ = ["FileUploader", "UploadDecision", "decide", "upload_state_paths"]
 
 logger = logging.getLogger(__name__)
 LIVE_STATES = frozenset(
@@ -62,6 +69,47 @@ def upload_state_paths(
 
 
 _CLOSED = "the interrupted upload was already closed"
+_UNFINISHED_HINT = "Pass --overwrite to replace it, or remove it first"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadDecision:
+    """What an upload does with one alias; the real run and the dry run share it.
+
+    ``action``: ``upload`` (no live upload of the alias), ``resume`` (our
+    interrupted upload), ``replace`` (``--overwrite``, or our own unfinished
+    upload), ``skip`` (already in the box) or ``refuse`` (another client's
+    unfinished upload). ``reason`` says why for skip and refuse.
+    """
+
+    action: Literal["upload", "resume", "replace", "skip", "refuse"]
+    reason: str = ""
+    delete_first: bool = False
+
+
+def decide(
+    alias: str, known: FileUpload | None, *, overwrite: bool, ours: bool = False
+) -> UploadDecision:
+    """Decide what to do with ``alias`` given its upload in the box (or None).
+
+    Args:
+        alias: the alias to upload.
+        known: the box's upload of that alias, if any.
+        overwrite: the user asked to replace what is there.
+        ours: a journal of ours shows that an unfinished upload of it is ours.
+    """
+    if known is None or known.state not in LIVE_STATES:  # cancelled or failed
+        return UploadDecision("upload")
+    if known.state == "init":
+        if overwrite or ours:  # the create replaces an unfinished upload itself
+            return UploadDecision("replace")
+        return UploadDecision(
+            "refuse", f"an unfinished upload named '{alias}' is in the box"
+        )
+    if not overwrite:
+        return UploadDecision("skip", f"already in the box ({known.state})")
+    # The UCS replaces only unfinished and inbox uploads; others are deleted.
+    return UploadDecision("replace", delete_first=known.state != "inbox")
 
 
 class FileUploader:
@@ -84,28 +132,41 @@ class FileUploader:
         if plan is not None:
             return self._run(path, plan)
         known = self._existing.get(alias)
-        if known is not None and known.state in LIVE_STATES:
-            if known.state == "init" and not (overwrite or orphan):
-                raise ApiError(
-                    f"an unfinished upload named '{alias}' is in the box",
-                    "Pass --overwrite to replace it, or remove it first",
-                )
-            if not overwrite and known.state != "init":
-                return UploadResult(
-                    path,
-                    alias,
-                    "skipped",
-                    known.file_id,
-                    known.decrypted_size,
-                    known.encrypted_size,
-                    error=f"already in the box ({known.state})",
-                )
-            if known.state not in ("init", "inbox"):
-                self._ctx.api.delete_upload(known.file_id)  # UCS won't replace it
+        decision = decide(alias, known, overwrite=overwrite, ours=orphan)
+        if decision.action == "refuse":
+            raise ApiError(decision.reason, _UNFINISHED_HINT)
+        if known is not None and decision.action == "skip":
+            return UploadResult(
+                path,
+                alias,
+                "skipped",
+                known.file_id,
+                known.decrypted_size,
+                known.encrypted_size,
+                error=decision.reason,
+            )
+        if known is not None and decision.delete_first:
+            self._ctx.api.delete_upload(known.file_id)
         plan = self._start(
             path, alias, plain_size, temp, journal_path, overwrite=overwrite or orphan
         )
         return self._run(path, plan)
+
+    def preview(self, path: Path, alias: str, *, overwrite: bool) -> UploadDecision:
+        """Return what ``upload`` would do with ``path`` now; change nothing."""
+        _, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
+        journal = Journal.load(journal_path)
+        header = journal.header if journal is not None else None
+        if not isinstance(header, UploadHeader):
+            header = None
+        known = self._existing.get(alias)
+        if header is not None and header.file_id:
+            if self._stale_reason(path, header) is None:
+                return UploadDecision("resume")
+            if self._owns_unfinished(header):  # upload() deletes it, then decides
+                known = None
+        pending = header is not None and not header.file_id
+        return decide(alias, known, overwrite=overwrite, ours=pending)
 
     def _start(
         self,
@@ -186,10 +247,16 @@ class FileUploader:
             return None
         return "the server no longer holds the unfinished upload"
 
-    def _discard(self, journal: Journal, header: UploadHeader) -> None:
+    def _owns_unfinished(self, header: UploadHeader) -> bool:
         known = self._existing.get(header.alias)
-        owned = known is not None and known.file_id == header.file_id
-        if owned and known is not None and known.state == "init":
+        return (
+            known is not None
+            and known.file_id == header.file_id
+            and known.state == "init"
+        )
+
+    def _discard(self, journal: Journal, header: UploadHeader) -> None:
+        if self._owns_unfinished(header):
             self._delete_quietly(header.file_id)
             self._existing.pop(header.alias, None)
         Path(header.temp_path).unlink(missing_ok=True)

@@ -16,15 +16,13 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from snakemake_ghga import keys
+from snakemake_ghga import crypt, keys
 from snakemake_ghga.config import DEFAULT_WKVS_URL, MiB, TransferConfig
-from snakemake_ghga.errors import ConfigError, GhgaError
+from snakemake_ghga.errors import ConfigError, GhgaError, LocalFileError
 from snakemake_ghga.progress import (
     BarProgress,
     LineProgress,
@@ -39,11 +37,21 @@ from .crypt_commands import add_key_options
 if TYPE_CHECKING:  # the client pulls in requests: import it only to run
     from snakemake_ghga.client import GhgaClient
     from snakemake_ghga.context import DownloadResult, UploadResult
+    from snakemake_ghga.upload import UploadDecision
 
 __all__ = ["parse_tsv", "register"]
 
 logger = logging.getLogger(__name__)
 _HEADER_WORDS = frozenset({"path", "file", "file_path", "filepath", "filename"})
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> str:
+        """uploaded/downloaded, skipped or failed."""
+
+
+_Result = TypeVar("_Result", bound=_HasStatus)
 
 
 def _add_shared(parser: argparse.ArgumentParser) -> None:
@@ -257,15 +265,7 @@ def _upload_items(args: argparse.Namespace) -> list[tuple[Path, str]]:
             f"input file(s) not found: {', '.join(missing)}",
             "Nothing was sent; fix the paths and retry",
         )
-    paths = [str(path.resolve()) for path, _ in items]
-    for label, values in (("path", paths), ("alias", [alias for _, alias in items])):
-        dupes = sorted({v for v in values if values.count(v) > 1})
-        if dupes:
-            raise ConfigError(
-                f"duplicate {label}(s): {', '.join(dupes)}",
-                "Nothing was sent; each may appear only once",
-            )
-    return items
+    return items  # the client refuses duplicates before it sends anything
 
 
 def _upload_line(result: UploadResult) -> str:
@@ -284,54 +284,16 @@ def run_upload(args: argparse.Namespace) -> int:
     if receipt is not None:
         _check_receipt_path(receipt)
     progress = _progress(args)
+    lines = _ResultLines(_upload_line, progress)
     with build_client(args, progress) as client:
         if args.dry_run:
-            return _dry_run(client, items, args.overwrite)
-        counts: dict[str, int] = {}
-        results = []
-        with _file_pool(client, args.max_files) as pool:
-            futures = [
-                pool.submit(_upload_one, client, path, alias, args.overwrite)
-                for path, alias in items
-            ]
-            for future in as_completed(futures):
-                result = future.result()
-                counts[result.status] = counts.get(result.status, 0) + 1
-                _print_result(result.status, _upload_line(result), progress)
-                results.append(result)
+            return _print_plan(
+                items, client.plan_upload(items, overwrite=args.overwrite)
+            )
+        results = client.upload(items, overwrite=args.overwrite, on_result=lines.report)
         if receipt is not None:
-            order = {alias: n for n, (_, alias) in enumerate(items)}
-            results.sort(key=lambda r: order[r.alias])
             _write_receipt(receipt, results, _box_states(client, results))
-    return _print_summary(counts, "uploaded")
-
-
-def _upload_one(
-    client: GhgaClient, path: Path, alias: str, overwrite: bool
-) -> UploadResult:
-    try:
-        return client.upload_file(path, alias, overwrite=overwrite)
-    except GhgaError as err:
-        from snakemake_ghga.context import UploadResult
-
-        return UploadResult(path, alias, "failed", error=redact_text(str(err)))
-
-
-@contextmanager
-def _file_pool(client: GhgaClient, workers: int) -> Iterator[ThreadPoolExecutor]:
-    """A pool for whole files; on an error (Ctrl-C) the transfers stop first.
-
-    The uploads must unwind (keeping their resume state) before the client
-    closes its connections, so the engine is stopped and the pool drained here.
-    """
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="ghga-cli-file")
-    try:
-        yield pool
-    except BaseException:
-        client.engine.stop()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    return lines.summary("uploaded")
 
 
 def _check_receipt_path(receipt: Path) -> None:
@@ -382,55 +344,71 @@ def _receipt_entry(result: UploadResult, states: dict[str, str | None]) -> Any:
 def _write_receipt(
     path: Path, results: list[UploadResult], states: dict[str, str | None]
 ) -> None:
-    """Write the receipt atomically: a temp file beside it, then a rename."""
+    """Write the receipt like every output: a 0600 temp file, then a rename."""
     body = {"files": [_receipt_entry(r, states) for r in results]}
     data = (json.dumps(body, indent=2) + "\n").encode()
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as err:
-        temp.unlink(missing_ok=True)
+        with crypt.private_output(path) as (fd, _):
+            crypt.pwrite_all(fd, data, 0)
+    except LocalFileError as err:
         raise ConfigError(
-            f"cannot write the receipt {path}: {err.strerror or err}",
+            err.message,
             "The uploads above are done; rerun with a writable --receipt path "
             "(finished files are then skipped)",
         ) from None
 
 
-def _dry_run(client: GhgaClient, items: list[tuple[Path, str]], overwrite: bool) -> int:
-    in_box = {u.alias: u for u in client.list_uploads() if u.state != "cancelled"}
-    for path, alias in items:
-        known = in_box.get(alias)
-        if known is not None and not overwrite:
-            print(f"would skip {alias}: already in the box (state {known.state})")
+_PLAN_VERBS = {
+    "upload": "would upload",
+    "replace": "would replace",
+    "resume": "would resume",
+    "skip": "would skip",
+    "refuse": "would fail",
+}
+
+
+def _print_plan(items: list[tuple[Path, str]], plan: list[UploadDecision]) -> int:
+    """Print what the upload would do per file; exit 1 if a file would fail."""
+    for (path, alias), decision in zip(items, plan, strict=True):
+        verb = _PLAN_VERBS[decision.action]
+        if decision.reason:
+            print(f"{verb} {alias}: {decision.reason}")
         else:
-            verb = "replace" if known is not None else "upload"
-            print(f"would {verb} {alias} from {path} ({path.stat().st_size} bytes)")
-    return 0
+            print(f"{verb} {alias} from {path} ({path.stat().st_size} bytes)")
+    return 1 if any(d.action == "refuse" for d in plan) else 0
 
 
-def _print_result(
-    status: str, line: str, progress: ProgressListener | None = None
-) -> None:
-    stream = sys.stderr if status == "failed" else sys.stdout
-    if isinstance(progress, BarProgress):  # keep the line clear of the bars
-        progress.write_line(line, stream)
-    else:
-        print(line, file=stream, flush=True)
+class _ResultLines(Generic[_Result]):
+    """Prints each file's result line as soon as it ends; counts the statuses."""
 
+    def __init__(
+        self, line_of: Callable[[_Result], str], progress: ProgressListener
+    ) -> None:
+        self._line_of = line_of
+        self._progress = progress
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()  # results come from worker threads
 
-def _print_summary(counts: dict[str, int], done_word: str) -> int:
-    summary = ", ".join(
-        f"{counts.get(word, 0)} {word}" for word in (done_word, "skipped", "failed")
-    )
-    print(f"summary: {summary}", flush=True)
-    ok = counts.get(done_word, 0) + counts.get("skipped", 0)
-    return 0 if ok == sum(counts.values()) else 1
+    def report(self, result: _Result) -> None:
+        """Count the result and print its line (a failure's on stderr)."""
+        line = self._line_of(result)
+        stream = sys.stderr if result.status == "failed" else sys.stdout
+        with self._lock:
+            self._counts[result.status] = self._counts.get(result.status, 0) + 1
+            if isinstance(self._progress, BarProgress):  # keep it clear of bars
+                self._progress.write_line(line, stream)
+            else:
+                print(line, file=stream, flush=True)
+
+    def summary(self, done_word: str) -> int:
+        """Print the summary line and return the exit code."""
+        counts = self._counts
+        summary = ", ".join(
+            f"{counts.get(word, 0)} {word}" for word in (done_word, "skipped", "failed")
+        )
+        print(f"summary: {summary}", flush=True)
+        ok = counts.get(done_word, 0) + counts.get("skipped", 0)
+        return 0 if ok == sum(counts.values()) else 1
 
 
 # -- download, ls, rm -----------------------------------------------------------
@@ -448,23 +426,16 @@ def _download_line(result: DownloadResult) -> str:
 def run_download(args: argparse.Namespace) -> int:
     """Handle `ghga-transfer download`."""
     progress = _progress(args)
-    counts: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def report(result: DownloadResult) -> None:  # called as each file ends
-        with lock:
-            counts[result.status] = counts.get(result.status, 0) + 1
-            _print_result(result.status, _download_line(result), progress)
-
+    lines = _ResultLines(_download_line, progress)
     with build_client(args, progress) as client:
         client.download(
             args.accessions or None,
             args.output_dir,
             overwrite=args.overwrite,
             keep_encrypted=args.keep_encrypted,
-            on_result=report,
+            on_result=lines.report,
         )
-    return _print_summary(counts, "downloaded")
+    return lines.summary("downloaded")
 
 
 def run_ls(args: argparse.Namespace) -> int:

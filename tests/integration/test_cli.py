@@ -38,6 +38,27 @@ def test_upload_tsv_with_header_then_ls_rm(
     assert "summary: 1 uploaded, 1 skipped, 0 failed" in capsys.readouterr().out
 
 
+def test_upload_many_files_lists_the_box_once(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    upload_token: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files = [random_file(tmp_path / "in", f"{n}.bin", 100 + n) for n in range(3)]
+
+    code = main(["upload", *_args(sandbox, user_keys, upload_token), *map(str, files)])
+
+    assert code == 0
+    assert "summary: 3 uploaded, 0 skipped, 0 failed" in capsys.readouterr().out
+    listings = [
+        e
+        for e in sandbox.request_log()
+        if e["method"] == "GET" and e["path"].endswith("/uploads")
+    ]
+    assert len(listings) == 1
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [

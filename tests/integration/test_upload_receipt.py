@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from snakemake_ghga import crypt
 from snakemake_ghga.cli import main
+from snakemake_ghga.cli.transfer_commands import _write_receipt
+from snakemake_ghga.context import UploadResult
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.upload import FileUploader
 from tests.conftest import KeyPair
@@ -102,6 +105,44 @@ def test_receipt_path_that_cannot_be_written_is_refused_before_sending(
     assert code == 2
     assert "receipt" in capsys.readouterr().err
     assert sandbox.request_log() == []
+
+
+def test_receipt_is_written_private_and_survives_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created 0600 beside the receipt, written to the end, then renamed."""
+    receipt = tmp_path / "receipt.json"
+    results = [
+        UploadResult(tmp_path / f"{n}.bin", f"a{n}", "failed", error="x")
+        for n in range(50)
+    ]
+    modes: list[int] = []
+    receipt_fds: set[int] = set()
+    real_open, real_pwrite = os.open, os.pwrite
+
+    def recording_open(
+        path: str | os.PathLike[str], flags: int, mode: int = 0o777, **kw: object
+    ) -> int:
+        fd = real_open(path, flags, mode, **kw)
+        if Path(path).name.startswith(".receipt.json"):
+            modes.append(mode)
+            receipt_fds.add(fd)
+        return fd
+
+    def short_pwrite(fd: int, data: bytes, offset: int) -> int:
+        if fd in receipt_fds:
+            data = bytes(data)[:7]  # a disk that takes 7 bytes at a time
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "pwrite", short_pwrite)
+
+    _write_receipt(receipt, results, {})
+
+    assert modes == [0o600]
+    entries = json.loads(receipt.read_text())["files"]
+    assert [e["alias"] for e in entries] == [f"a{n}" for n in range(50)]
+    assert [p.name for p in tmp_path.iterdir()] == ["receipt.json"]
 
 
 class _Stdout(io.StringIO):
