@@ -14,8 +14,8 @@ decrypted and written through two reused buffers of ``BUFFER_BYTES`` per
 worker; the encryption of each file in flight owns at most 8 buffer slots
 of 2 MiB (fewer for a small file), and the SHA-256 of each download reads
 its output back through two more. So the part size changes no term: with
-the defaults this is about 85 MB, and the measured peak RSS of a 2 GiB upload or download is
-74–114 MiB with 64 MiB and with 512 MiB parts.
+the defaults this is about 85 MB, and the measured peak RSS of a 2 GiB
+upload or download is 74–114 MiB with 64 MiB and with 512 MiB parts.
 """
 
 from dataclasses import dataclass
