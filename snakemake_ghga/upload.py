@@ -21,10 +21,11 @@ confirmed (a kill during the close), nothing is encrypted: the close uses the
 journal's checksums and the plaintext SHA-256 noted in the journal (or the
 input re-hashed, if the kill came before the note).
 
-Failure policy: an interruption or exhausted retries keep the upload, the temp
-file and the journal for a rerun; any other failure (refused by the server,
-checksum mismatch, input changed) deletes the upload on the server, as the
-official client does, and removes the local state.
+Failure policy: an interruption, exhausted retries or a part URL the API did
+not hand out keep the upload, the temp file and the journal for a rerun; any
+other failure (refused by the server, checksum mismatch, input changed)
+deletes the upload on the server, as the official client does, and removes
+the local state.
 
 What happens to an alias already in the box is decided by ``decide`` alone;
 ``--dry-run`` asks ``FileUploader.preview``, which goes through the same
