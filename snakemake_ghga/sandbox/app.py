@@ -19,7 +19,7 @@ from .context import ServiceContext
 from .dcs import add_dcs_routes
 from .faults import FaultInjector
 from .http import Router, SandboxHttpServer
-from .hub import Interrogator, load_or_create_hub_keys
+from .hub import Interrogator, load_or_create_hub_keys, outbox_key
 from .objecthttp import add_object_routes
 from .objects import FileObjectStore, ObjectStore
 from .portal import (
@@ -221,6 +221,16 @@ class Sandbox:
     def add_file(self, path: str | os.PathLike[str]) -> str:
         """Archive a plaintext file directly as a new accession; return it."""
         return self._interrogator.add_file(Path(path))
+
+    def remove_accession(self, accession: str) -> None:
+        """Forget an archived file and delete its ciphertext, to free space.
+
+        Raises:
+            KeyError: no such accession.
+        """
+        with self._state.transaction() as state:
+            record = state["accessions"].pop(accession)
+        self._store.delete_object(outbox_key(record["file_id"]))
 
     # -- inspection -----------------------------------------------------------
 

@@ -155,3 +155,19 @@ def test_health_endpoints_answer_ok(sandbox: Sandbox) -> None:
     for service in ("ucs", "dcs", "wps"):
         answer = requests.get(f"{sandbox.base_url}/{service}/health")
         assert answer.json() == {"status": "OK"}
+
+
+def test_removed_accession_frees_its_object_and_is_unknown(
+    sandbox: Sandbox, user_keys: KeyPair, tmp_path: Path
+) -> None:
+    accession, _ = _archive(sandbox, tmp_path, 1000)
+    kept, _ = _archive(sandbox, tmp_path, 10)
+    outbox = sandbox.state_dir / "objects" / "outbox"
+    assert len(list(outbox.iterdir())) == 2
+
+    sandbox.remove_accession(accession)
+
+    assert [a.accession for a in sandbox.accessions()] == [kept]
+    assert len(list(outbox.iterdir())) == 1
+    with pytest.raises(KeyError):
+        sandbox.remove_accession(accession)
