@@ -84,6 +84,7 @@ class Step:
 
     def run(self) -> Run:
         drop(self.output)
+        os.sync()  # no dirty pages of the previous run left for this one to flush
         try:
             return measure(self.cmd, self.stdin, self.stdout)
         finally:

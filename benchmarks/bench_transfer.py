@@ -135,6 +135,7 @@ class Bench:
         """
         while any(u.state in ("init", "inbox") for u in self.sandbox.uploads()):
             time.sleep(0.2)
+        os.sync()  # no dirty pages of the previous run left for this one to flush
         for info in self.sandbox.accessions():
             self.accession = self.accession or info.accession
             if info.accession != self.accession:
