@@ -2,7 +2,7 @@
 
 A leaf module: imports only the stdlib and ``errors``.
 
-Memory formula (beyond the interpreter and libraries, about 55 MB):
+Memory bound (beyond the interpreter and libraries, about 40 MB):
 
     memory ≈ max_workers × 2 × BUFFER_BYTES            (part transfers)
            + max_files_in_flight × 8 × 2 MiB            (encryption pipelines)
@@ -14,8 +14,9 @@ decrypted and written through two reused buffers of ``BUFFER_BYTES`` per
 worker; the encryption of each file in flight owns at most 8 buffer slots
 of 2 MiB (fewer for a small file), and the SHA-256 of each download reads
 its output back through two more. So the part size changes no term: with
-the defaults this is about 85 MB, and the measured peak RSS of a 2 GiB
-upload or download is 74–114 MiB with 64 MiB and with 512 MiB parts.
+the defaults the bound is about 80 MB (four files in flight), and the
+measured peak RSS of one 2 GiB upload or download, interpreter included, is
+55–60 MiB with 64 MiB and with 512 MiB parts.
 """
 
 from dataclasses import dataclass
