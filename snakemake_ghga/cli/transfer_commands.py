@@ -350,6 +350,7 @@ def _write_receipt(
     try:
         with crypt.private_output(path) as (fd, _):
             crypt.pwrite_all(fd, data, 0)
+            os.fsync(fd)  # the record of what was uploaded must survive a crash
     except LocalFileError as err:
         raise ConfigError(
             err.message,
