@@ -145,6 +145,32 @@ def test_receipt_is_written_private_and_survives_short_writes(
     assert [p.name for p in tmp_path.iterdir()] == ["receipt.json"]
 
 
+def test_receipt_is_synced_to_disk_before_it_gets_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt = tmp_path / "receipt.json"
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def recording_replace(
+        src: str | os.PathLike[str], dst: str | os.PathLike[str]
+    ) -> None:
+        events.append(f"rename {Path(dst).name}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+
+    _write_receipt(receipt, [UploadResult(tmp_path / "a.bin", "a", "failed")], {})
+
+    assert events[:1] == ["fsync"]
+    assert "rename receipt.json" in events[1:]
+
+
 class _Stdout(io.StringIO):
     """Captured stdout that signals once a given text was written."""
 
