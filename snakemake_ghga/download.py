@@ -14,7 +14,10 @@ remains.
 The whole-file SHA-256 is computed in file order as parts complete (reading
 back the page-cached output; on resume the GETs of the missing parts start
 before the finished ones are read back) and compared with the DRS checksum
-before the temp file is renamed onto the output name.
+before the temp file is renamed onto the output name. The read-back stops
+at its next block once a part failed or the engine was stopped (Ctrl-C):
+finished parts of a resumed download can be tens of GiB, and the file
+thread, which Ctrl-C joins, waits for whichever thread is hashing.
 """
 
 import hashlib
@@ -22,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from snakemake_ghga import crypt
@@ -85,6 +89,7 @@ class _OrderedHasher:
     One thread at a time reads back and hashes the parts that are next in
     file order; a thread whose part arrives meanwhile returns at once to
     fetch more. Read-back goes through two buffers reused for every read.
+    Once ``is_stopped()`` is true, hashing ends at the next block for good.
     """
 
     def __init__(
@@ -93,13 +98,16 @@ class _OrderedHasher:
         plan: PartPlan,
         header_size: int,
         decryptor: crypt.SegmentDecryptor | None,
+        is_stopped: Callable[[], bool],
     ) -> None:
         self._fd, self._plan = fd, plan
         self._header_size, self._decryptor = header_size, decryptor
+        self._is_stopped = is_stopped
         self._sha = hashlib.sha256()
         self._next = 1
         self._done: set[int] = set()
         self._hashing = False
+        self._stopped = False
         self._lock = threading.Lock()
         self._read_buffer = memoryview(bytearray(BUFFER_BYTES))
         self._plain_buffer = memoryview(bytearray(BUFFER_BYTES))
@@ -113,6 +121,8 @@ class _OrderedHasher:
             self._hashing = True
         while (part := self._next_to_hash()) is not None:
             self._hash_part(part)
+            if self._stopped:
+                return  # keeps the hashing role: no thread hashes on past a gap
 
     def _next_to_hash(self) -> Part | None:
         with self._lock:
@@ -124,6 +134,9 @@ class _OrderedHasher:
 
     def _hash_part(self, part: Part) -> None:
         for start in range(part.offset, part.end, BUFFER_BYTES):
+            if self._is_stopped():
+                self._stopped = True  # the digest is unusable from now on
+                return
             size = min(BUFFER_BYTES, part.end - start)
             self._sha.update(self._plaintext(start, size))
 
@@ -142,6 +155,14 @@ class _OrderedHasher:
         return view[: os.preadv(self._fd, [view], offset)]
 
     def hexdigest(self) -> str:
+        """Return the SHA-256 of the whole plaintext.
+
+        Raises:
+            Cancelled: hashing was stopped (e.g. Ctrl-C after the last GET),
+                so the download keeps its resume state.
+        """
+        if self._stopped:
+            raise Cancelled("the read-back for the checksum was stopped")
         return self._sha.hexdigest()
 
 
@@ -277,10 +298,15 @@ class FileDownloader:
                 raise local_write_error(header.temp_path, err) from err
             if keep:
                 sink.write_at(envelope, 0)
+            parts = PartFutures(f"download of {drs.accession}")
             hasher = _OrderedHasher(
-                fd, plan, len(envelope), decryptor if keep else None
+                fd,
+                plan,
+                len(envelope),
+                decryptor if keep else None,
+                lambda: parts.cancel.is_set() or self._ctx.engine.stopped,
             )
-            received = self._run_parts(drs, plan, journal, sink, hasher)
+            received = self._run_parts(drs, plan, journal, sink, hasher, parts)
             try:
                 os.fsync(fd)
             except OSError as err:
@@ -297,10 +323,11 @@ class FileDownloader:
         journal: Journal,
         sink: _Sink,
         hasher: _OrderedHasher,
+        parts: PartFutures,
     ) -> int:
         """Fetch the parts the journal lacks; return the bytes fetched."""
         ctx, name = self._ctx, drs.accession
-        urls, parts = DrsUrls(ctx, drs), PartFutures(f"download of {name}")
+        urls = DrsUrls(ctx, drs)
         missing = [part for part in plan if part.number not in journal.records]
         fetched = sum(part.size for part in missing)
         ctx.progress.file_started(name, drs.size)

@@ -97,14 +97,27 @@ def _download_stopped_in_part_2(
             c.download_file(accession, destination)
 
 
-def test_stopped_download_keeps_part_file_and_journal_then_resumes(
+@pytest.fixture
+def interrupted(
     sandbox: Sandbox, user_keys: KeyPair, archived: tuple[Path, str], tmp_path: Path
-) -> None:
-    source, accession = archived
+) -> tuple[str, Path]:
+    """The token and destination of a download stopped once part 1 was done."""
+    _, accession = archived
     token = sandbox.download_token(user_keys.public, [accession])
     destination = tmp_path / "out" / "data.bin"
     destination.parent.mkdir()
     _download_stopped_in_part_2(sandbox, user_keys, token, accession, destination)
+    return token, destination
+
+
+def test_stopped_download_keeps_part_file_and_journal_then_resumes(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    interrupted: tuple[str, Path],
+) -> None:
+    source, accession = archived
+    token, destination = interrupted
     assert _leftovers(destination.parent) == [".data.bin.journal", ".data.bin.part"]
     assert not destination.exists()
 
@@ -120,14 +133,11 @@ def test_resumed_download_starts_gets_before_hashing_finished_parts(
     sandbox: Sandbox,
     user_keys: KeyPair,
     archived: tuple[Path, str],
-    tmp_path: Path,
+    interrupted: tuple[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source, accession = archived
-    token = sandbox.download_token(user_keys.public, [accession])
-    destination = tmp_path / "out" / "data.bin"
-    destination.parent.mkdir()
-    _download_stopped_in_part_2(sandbox, user_keys, token, accession, destination)
+    token, destination = interrupted
     get_started = threading.Event()
     real_get, real_hash = TransferEngine.get_part, download._OrderedHasher._hash_part
 
@@ -149,6 +159,30 @@ def test_resumed_download_starts_gets_before_hashing_finished_parts(
     assert [number for number, _ in hashed] == [1, 2, 3]  # in file order
     assert result.status == "downloaded"
     assert destination.read_bytes() == source.read_bytes()
+
+
+def test_resumed_download_stopped_while_reading_back_stops_within_one_block(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    archived: tuple[Path, str],
+    interrupted: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, accession = archived
+    token, destination = interrupted
+    real_plaintext = download._OrderedHasher._plaintext
+    reads: list[int] = []
+
+    def plaintext(self: download._OrderedHasher, offset: int, size: int) -> memoryview:
+        reads.append(offset)
+        c.engine.stop()  # Ctrl-C while part 1 is read back
+        return real_plaintext(self, offset, size)
+
+    monkeypatch.setattr(download._OrderedHasher, "_plaintext", plaintext)
+    with _client(sandbox, user_keys, token) as c, pytest.raises(Cancelled):
+        c.download_file(accession, destination)
+    assert reads == [0]  # part 1 alone has 5 blocks
+    assert _leftovers(destination.parent) == [".data.bin.journal", ".data.bin.part"]
 
 
 # -- 2. a full disk is reported as such ------------------------------------------

@@ -2,8 +2,9 @@
 
 import hashlib
 import os
+import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from snakemake_ghga import crypt
 from snakemake_ghga.download import _OrderedHasher, _Sink
 from snakemake_ghga.errors import DecryptionError
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, plan_parts
+from snakemake_ghga.transfer import Cancelled
 
 SESSION_KEY = bytes(range(32))
 HEADER = b"h" * 124
@@ -57,7 +59,9 @@ def test_sink_keep_encrypted_writes_checked_ciphertext_after_header(
     assert os.pread(temp_fd, len(cipher) + 10, len(HEADER)) == cipher
 
 
-def _written(fd: int, plain: bytes, keep: bool) -> tuple[_OrderedHasher, int]:
+def _written(
+    fd: int, plain: bytes, keep: bool, is_stopped: Callable[[], bool] = lambda: False
+) -> tuple[_OrderedHasher, int]:
     """Write ``plain`` as the sink would; return a hasher and the part count."""
     cipher = _ciphertext(plain)
     sink = _sink(fd, keep)
@@ -67,7 +71,7 @@ def _written(fd: int, plain: bytes, keep: bool) -> tuple[_OrderedHasher, int]:
         sink.write(start, memoryview(cipher[start : start + PART_SIZE]))
     plan = plan_parts(len(cipher), PART_SIZE)
     decryptor = crypt.SegmentDecryptor([SESSION_KEY]) if keep else None
-    return _OrderedHasher(fd, plan, len(HEADER), decryptor), plan.count
+    return _OrderedHasher(fd, plan, len(HEADER), decryptor, is_stopped), plan.count
 
 
 @pytest.mark.parametrize("keep", [False, True])
@@ -92,3 +96,24 @@ def test_hasher_reads_back_without_allocating_per_read(
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024  # reads of ~1 MiB each: none may be a new buffer
+
+
+def test_hasher_cancelled_mid_part_stops_within_one_block(
+    temp_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cancel = threading.Event()
+    hasher, count = _written(temp_fd, os.urandom(3 * PART_SIZE), False, cancel.is_set)
+    real_plaintext = hasher._plaintext
+    reads: list[int] = []
+
+    def plaintext(cipher_offset: int, cipher_size: int) -> memoryview:
+        reads.append(cipher_offset)
+        cancel.set()  # another part failed while part 1 is read back
+        return real_plaintext(cipher_offset, cipher_size)
+
+    monkeypatch.setattr(hasher, "_plaintext", plaintext)
+    for number in range(1, count + 1):  # later parts do not restart hashing
+        hasher.part_done(number)
+    assert reads == [0]  # of 5 blocks in each of 3 parts
+    with pytest.raises(Cancelled, match="read-back"):
+        hasher.hexdigest()
