@@ -12,9 +12,11 @@ Design notes:
   whole cipher segments and handed to the sink, so memory is a few MiB per
   worker whatever the part size;
 - retries per part: connection errors (also resets mid-body), timeouts, 408,
-  429 and 5xx, with exponential backoff + full jitter or ``Retry-After``; a 403
-  or an expired URL makes the ``UrlSource`` fetch a fresh URL; a GET retried
-  after a reset continues at the first segment not yet delivered;
+  429 and 5xx, with exponential backoff + full jitter or ``Retry-After``
+  (parsed by urllib3's ``Retry``, as in ``api``: seconds or an HTTP-date; an
+  invalid or negative value means backoff); a 403 or an expired URL makes the
+  ``UrlSource`` fetch a fresh URL; a GET retried after a reset continues at
+  the first segment not yet delivered;
 - a ``UrlSource`` that cannot hand out a URL (an ``ApiError``) fails that
   attempt as a failed request would: retried, except when the API refused the
   credentials or does not know the file; a part that fails so ends in
@@ -39,7 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, InvalidHeader
+from urllib3.util.retry import Retry
 
 from snakemake_ghga.config import BUFFER_BYTES, TransferConfig
 from snakemake_ghga.errors import (
@@ -66,6 +69,7 @@ logger = logging.getLogger(__name__)
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 CORRUPT_ATTEMPTS = 3  # fetches of a part whose bytes fail their MAC check
 ProgressCallback = Callable[[int], None]
+_RETRY_AFTER = Retry()  # used only for its Retry-After parser
 
 
 class UrlSource(Protocol):
@@ -161,8 +165,8 @@ class _RangeReader:
 def _retry_after_s(response: Any) -> float | None:
     value: str | None = response.headers.get("Retry-After")
     try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+        return None if value is None else _RETRY_AFTER.parse_retry_after(value)
+    except InvalidHeader:
         return None
 
 

@@ -5,7 +5,9 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +346,38 @@ def test_get_part_wrong_status_or_length_is_retried(sleeps: list[float]) -> None
     )
     assert bytes(sink.data) == body
     assert len(pool.requests) == 3
+
+
+def _sleeps_for_retry_after(status: int, retry_after: str) -> list[float]:
+    """GET a part answered first by ``status`` with ``retry_after``; the sleeps."""
+    body = os.urandom(CIPHER_SEGMENT_SIZE)
+    pool = FakePool(
+        [FakeResponse(status, headers={"Retry-After": retry_after}), _ranged(body)]
+    )
+    sink, sleeps = Sink(len(body)), []
+    _engine(pool, sleeps).get_part(
+        "d", Part(1, 0, len(body)), Urls(), sink, threading.Event(), lambda _: None
+    )
+    assert bytes(sink.data) == body
+    return sleeps
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(
+    ("retry_after", "expected_s"),
+    [("7", 7.0), ("soon", 1.0), ("-5", 1.0)],  # 1.0: the backoff of attempt 1
+)
+def test_get_part_retry_after_seconds_or_backoff_if_invalid(
+    status: int, retry_after: str, expected_s: float
+) -> None:
+    assert _sleeps_for_retry_after(status, retry_after) == [expected_s]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_get_part_retry_after_http_date_waits_until_then(status: int) -> None:
+    date = formatdate(time.time() + 30, usegmt=True)
+    (slept,) = _sleeps_for_retry_after(status, date)
+    assert 28 < slept <= 30
 
 
 def test_get_part_full_body_200_is_fatal(sleeps: list[float]) -> None:
