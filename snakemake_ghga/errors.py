@@ -12,7 +12,8 @@ never appear in it.
     │   └── DecryptionError        no header packet for this key; MAC failure
     ├── ApiError                   .status, .exception_id
     │   ├── AuthError              401/403 on the JSON API
-    │   └── NotFoundError          404 on the JSON API
+    │   ├── NotFoundError          404 on the JSON API
+    │   └── UnfinishedUploadError  another client's unfinished upload holds the alias
     └── TransferError              a part transfer that could not be completed
         ├── PartFailedError        retries exhausted; __cause__ is the last error
         └── IntegrityError         size or checksum mismatch (expected vs actual)
@@ -32,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "PartFailedError",
     "TransferError",
+    "UnfinishedUploadError",
 ]
 
 
@@ -104,6 +106,10 @@ class AuthError(ApiError):
 
 class NotFoundError(ApiError):
     """The service does not know the requested object (404)."""
+
+
+class UnfinishedUploadError(ApiError):
+    """The box holds an unfinished upload of the alias that is not ours to replace."""
 
 
 class TransferError(GhgaError):

@@ -46,7 +46,12 @@ from typing import Literal
 from snakemake_ghga import crypt
 from snakemake_ghga.api_models import FileUpload, UploadChecksums
 from snakemake_ghga.context import RunContext, UploadResult
-from snakemake_ghga.errors import ApiError, GhgaError, PartFailedError
+from snakemake_ghga.errors import (
+    GhgaError,
+    InputFileError,
+    PartFailedError,
+    UnfinishedUploadError,
+)
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
 from snakemake_ghga.parts import plan_parts, upload_part_size
 from snakemake_ghga.transfer import Cancelled
@@ -80,7 +85,8 @@ class UploadDecision:
     ``action``: ``upload`` (no live upload of the alias), ``resume`` (our
     interrupted upload), ``replace`` (``--overwrite``, or our own unfinished
     upload), ``skip`` (already in the box) or ``refuse`` (another client's
-    unfinished upload). ``reason`` says why for skip and refuse.
+    unfinished upload; for ``preview``, also an input ``upload`` would refuse).
+    ``reason`` says why for skip and refuse.
     """
 
     action: Literal["upload", "resume", "replace", "skip", "refuse"]
@@ -135,7 +141,7 @@ class FileUploader:
         known = self._existing.get(alias)
         decision = decide(alias, known, overwrite=overwrite, ours=orphan)
         if decision.action == "refuse":
-            raise ApiError(decision.reason, _UNFINISHED_HINT)
+            raise UnfinishedUploadError(decision.reason, _UNFINISHED_HINT)
         if known is not None and decision.action == "skip":
             return UploadResult(
                 path,
@@ -155,6 +161,10 @@ class FileUploader:
 
     def preview(self, path: Path, alias: str, *, overwrite: bool) -> UploadDecision:
         """Return what ``upload`` would do with ``path`` now; change nothing."""
+        try:  # upload() checks the input first, too
+            crypt.check_plaintext_input(path)
+        except InputFileError as err:
+            return UploadDecision("refuse", str(err))
         _, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
         journal = Journal.load(journal_path)
         header = journal.header if journal is not None else None
@@ -293,8 +303,8 @@ class FileUploader:
         ctx.progress.file_progress(header.alias, already)
         first_new = plan.resume_after + 1
         fd = os.open(header.temp_path, os.O_RDWR | os.O_CREAT, 0o600)
+        parts = PartUploads(ctx, plan, fd)
         try:
-            parts = PartUploads(ctx, plan, fd)
             for part in plan.kept_parts():
                 parts.submit_kept(part)
             if first_new <= len(plan.parts):
@@ -305,6 +315,11 @@ class FileUploader:
                     path
                 )
             parts.wait()
+        except BaseException:
+            # A PUT still reading the fd after the close would read whatever file
+            # next gets that fd number, and send it to this upload's URL.
+            parts.stop()
+            raise
         finally:
             os.close(fd)
         checksums = _checksums(plan, plain_sha256)

@@ -73,7 +73,7 @@ class PartUploads:
         self._ctx, self._plan, self._fd = ctx, plan, fd
         self._urls = _UploadUrls(ctx, plan.header.file_id)
         self._parts = PartFutures(f"upload of {plan.header.alias}")
-        self._lock = threading.Lock()  # guards bytes_sent
+        self._lock = threading.Lock()  # guards bytes_sent; submits against stop
         self.bytes_sent = 0
 
     def submit(self, part: crypt.EncryptedPart) -> None:
@@ -87,9 +87,10 @@ class PartUploads:
         self._submit(self._put_kept, part)
 
     def _submit(self, func: Callable[[Any], None], part: object) -> None:
-        if self._parts.cancel.is_set() or self._ctx.engine.stopped:
-            raise Cancelled(f"{self._parts.label}: cancelled")
-        self._parts.add(self._ctx.engine.submit(func, part))
+        with self._lock:
+            if self._parts.cancel.is_set() or self._ctx.engine.stopped:
+                raise Cancelled(f"{self._parts.label}: cancelled")
+            self._parts.add(self._ctx.engine.submit(func, part))
 
     def _put_kept(self, part: Part) -> None:
         md5, sha256 = hash_kept_part(self._fd, self._plan, part)
@@ -112,6 +113,15 @@ class PartUploads:
     def wait(self) -> None:
         """Wait for every PUT; raise the first real error (not a cancellation)."""
         self._parts.wait()
+
+    def stop(self) -> None:
+        """Cancel the queued PUTs and wait for the running ones; raise nothing.
+
+        Afterwards no part reads the fd, so the caller may close it.
+        """
+        with self._lock:  # a part the encryption submits later sees the cancel
+            self._parts.cancel.set()
+        self._parts.stop()
 
 
 def hash_kept_part(fd: int, plan: UploadPlan, part: Part) -> tuple[str, str]:

@@ -16,7 +16,8 @@ listing per provider instead of one request per file:
 
 Every `GhgaError` becomes a `WorkflowError` carrying the engine's message
 (`messages.workflow_errors`), except an upload refused because its alias is
-stuck unfinished in the box: that gets the plugin's own remedy.
+stuck unfinished in the box (`UnfinishedUploadError`): that gets the plugin's own
+remedy.
 """
 
 import logging
@@ -28,7 +29,7 @@ from typing import Protocol
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_ghga.errors import ApiError, GhgaError
+from snakemake_ghga.errors import UnfinishedUploadError
 from snakemake_storage_plugin_ghga.messages import workflow_errors
 
 __all__ = [
@@ -206,9 +207,8 @@ class RemoteCatalog:
         with workflow_errors():
             try:
                 result = client.upload_file(path, alias)
-            except ApiError:
-                _raise_if_unfinished(client, path, alias)
-                raise
+            except UnfinishedUploadError as err:
+                raise WorkflowError(_blocked_message(path, alias)) from err
         _raise_unless_done(
             result,
             f"upload of {path} as {alias!r}",
@@ -236,26 +236,21 @@ def _raise_unless_done(outcome: TransferOutcome, what: str, remedy: str) -> None
     raise WorkflowError(f"{what} was {outcome.status}: {reason}; {remedy}")
 
 
-def _raise_if_unfinished(client: TransferClient, path: Path, alias: str) -> None:
+def _blocked_message(path: Path, alias: str) -> str:
     """Explain an upload the engine refused because the alias is stuck in `init`.
 
     The engine resumes an unfinished upload only from its own local state and
     never replaces another one, which another run may still be writing; its
     hint then names a `ghga-transfer` option that the plugin does not have.
     """
-    try:
-        listing = client.list_uploads()
-    except GhgaError:
-        return  # the caller re-raises the engine's error
-    if any(item.alias == alias and item.state == "init" for item in listing):
-        raise WorkflowError(
-            f"the upload of {path} as {alias!r} is blocked: the box holds an "
-            f"unfinished upload of {alias!r} (state init, e.g. left by an "
-            "interrupted run), which the plugin does not replace because another "
-            "run may still be writing it; if none is, delete it with "
-            f"`ghga-transfer rm {alias}` (same upload token) and run the workflow "
-            "again"
-        )
+    return (
+        f"the upload of {path} as {alias!r} is blocked: the box holds an "
+        f"unfinished upload of {alias!r} (state init, e.g. left by an "
+        "interrupted run), which the plugin does not replace because another "
+        "run may still be writing it; if none is, delete it with "
+        f"`ghga-transfer rm {alias}` (same upload token) and run the workflow "
+        "again"
+    )
 
 
 def _missing_token_message(direction: str) -> str:

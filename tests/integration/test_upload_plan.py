@@ -2,6 +2,7 @@
 
 Each case puts the alias into one box state, runs the dry run, then the same
 command for real, and checks that the plan's verb matches the real result.
+An input the real run refuses (empty, already Crypt4GH) is refused by the plan too.
 """
 
 from pathlib import Path
@@ -127,3 +128,32 @@ def test_upload_dry_run_plan_matches_the_real_run(
 def _summary(status: str) -> str:
     counts = {word: int(word == status) for word in ("uploaded", "skipped", "failed")}
     return ", ".join(f"{n} {word}" for word, n in counts.items())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "is empty"), (crypt.MAGIC + bytes(100), "is already Crypt4GH-encrypted")],
+    ids=["empty", "crypt4gh"],
+)
+def test_upload_dry_run_refuses_an_input_the_real_run_refuses(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    upload_token: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    reason: str,
+) -> None:
+    source = tmp_path / ALIAS
+    source.write_bytes(content)
+    command = ["upload", *cli_args(sandbox, user_keys, upload_token), str(source)]
+
+    planned_code = main([*command, "--dry-run"])
+    planned = capsys.readouterr().out.strip()
+    real_code = main(command)
+    real = "".join(capsys.readouterr())  # the failed line is on stderr
+
+    assert planned.startswith(f"would fail {ALIAS}: {source} {reason}"), planned
+    assert f"failed {ALIAS}: {planned.split(': ', 1)[1]}" in real, real
+    assert planned_code == real_code == 1
+    assert sandbox.uploads() == []

@@ -12,7 +12,7 @@ from snakemake_interface_storage_plugins.exceptions import (
     FileOrDirectoryNotFoundError,
 )
 
-from snakemake_ghga.errors import ApiError, AuthError
+from snakemake_ghga.errors import ApiError, AuthError, UnfinishedUploadError
 from snakemake_storage_plugin_ghga import StorageProvider
 from snakemake_storage_plugin_ghga.storage_object import ARCHIVE_MTIME, safe_extension
 from tests.plugin.conftest import (
@@ -361,7 +361,47 @@ def test_refused_upload_keeps_engine_message_if_box_cannot_be_listed(
         obj.store_object()
 
     assert str(info.value) == "creating the upload of 'r.txt': HTTP 500"
-    assert fake_client.calls["list_uploads"] == 1  # the failed look at the box
+    assert fake_client.calls["list_uploads"] == 0  # no second look at the box
+
+
+def _store_refused(
+    make_provider: MakeProvider, client: RecordingClient, error: ApiError
+) -> str:
+    """Store r.txt, unfinished (`init`) in the box, failing with error; the message."""
+    obj = make_provider().object("ghga://upload/r.txt")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("x")
+    client.uploads = [FakeUpload("r.txt", "init", 0)]
+
+    def upload_file(path: Path, alias: str) -> FakeOutcome:
+        raise error
+
+    client.upload_file = upload_file
+    with pytest.raises(WorkflowError) as info:
+        obj.store_object()
+    return str(info.value)
+
+
+def test_refused_upload_of_unfinished_alias_keeps_engine_message_for_other_errors(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # e.g. our own resumable upload of the alias hitting a full box
+    full = "sending part 1 of 'r.txt': HTTP 507 (boxMaxSizeExceeded)"
+
+    message = _store_refused(make_provider, fake_client, ApiError(full, status=507))
+
+    assert message == full
+
+
+def test_refused_upload_of_unfinished_alias_says_to_remove_it(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    refused = UnfinishedUploadError("an unfinished upload named 'r.txt' is in the box")
+
+    message = _store_refused(make_provider, fake_client, refused)
+
+    assert "as 'r.txt' is blocked: the box holds an unfinished upload" in message
+    assert "`ghga-transfer rm r.txt`" in message
 
 
 def test_managed_size_asks_concurrently(

@@ -1,9 +1,10 @@
 """upload_parts: kept parts are hashed and MAC-checked in one read pass; a
-cancelled PUT ends ``wait`` with Cancelled."""
+cancelled PUT ends ``wait`` with Cancelled; ``stop`` leaves no PUT running."""
 
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -139,3 +140,46 @@ def test_wait_with_a_cancelled_put_raises_cancelled(
     uploads.submit(encrypted[0])
     with pytest.raises(Cancelled, match=r"upload of in\.bin: cancelled"):
         uploads.wait()
+
+
+class BlockingEngine:
+    """One worker; each PUT runs until the file is cancelled; records start and end."""
+
+    stopped = False
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(1)
+        self.started = threading.Event()
+        self.ran: list[int] = []
+        self.ended: list[int] = []
+
+    def submit(self, func: Callable[..., None], *args: Any) -> "Future[None]":
+        return self.executor.submit(func, *args)
+
+    def put_part(
+        self, label: str, fd: int, part: Any, urls: Any, cancel: Any, *_: Any
+    ) -> None:
+        self.ran.append(part.number)
+        self.started.set()
+        cancel.wait(10)
+        self.ended.append(part.number)
+        raise Cancelled(f"{label}: cancelled")
+
+
+def test_stop_cancels_queued_puts_waits_for_running_and_refuses_new_ones(
+    tmp_path: Path, user_keys: KeyPair, hub_keys: KeyPair
+) -> None:
+    plan, encrypted = _kept_upload(tmp_path, user_keys, hub_keys)
+    engine = BlockingEngine()
+    ctx = cast(RunContext, SimpleNamespace(engine=engine, api=None))
+    uploads = PartUploads(ctx, plan, fd=-1)
+    uploads.submit(encrypted[0])
+    uploads.submit(encrypted[1])  # queued behind part 1
+    assert engine.started.wait(10)
+
+    uploads.stop()
+
+    assert engine.ran == engine.ended == [1]  # part 1 ended; part 2 never started
+    with pytest.raises(Cancelled):
+        uploads.submit(encrypted[2])
+    engine.executor.shutdown()
