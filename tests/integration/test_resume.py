@@ -17,27 +17,20 @@ from snakemake_ghga.config import MiB
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 
-from .conftest import body_bytes, random_file, request_counts, upload_and_archive
+from .conftest import (
+    body_bytes,
+    cli_args,
+    random_file,
+    request_counts,
+    upload_and_archive,
+)
 
 SLOW_CLI = Path(__file__).with_name("slow_cli.py")
 REPO = Path(__file__).parents[2]
 
 
 def _common(sandbox: Sandbox, keys: KeyPair, token_file: Path) -> list[str]:
-    return [
-        "--wkvs-url",
-        sandbox.wkvs_url,
-        "--token-file",
-        str(token_file),
-        "--my-private-key",
-        str(keys.secret_path),
-        "--my-public-key",
-        str(keys.public_path),
-        "--part-size",
-        "5",
-        "--max-workers",
-        "1",
-    ]
+    return [*cli_args(sandbox, keys, token_file), "--max-workers", "1"]
 
 
 def _s3_ok(sandbox: Sandbox, method: str, since: int) -> int:
