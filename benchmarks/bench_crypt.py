@@ -34,29 +34,18 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 BIN = Path(sys.executable).parent
 MB = 1_000_000
-
-
-@dataclass
-class Run:
-    wall_s: float
-    cpu_s: float
-    rss_mib: float
+Pair = tuple[rusage.Usage, rusage.Usage]  # ours, the crypt4gh CLI
 
 
 def measure(
     cmd: list[str], stdin: Path | None = None, stdout: Path | None = None
-) -> Run:
+) -> rusage.Usage:
     """Run a command; return wall time, user+sys CPU and its own peak RSS."""
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open(stdin, "rb")) if stdin else subprocess.DEVNULL
         dst = stack.enter_context(open(stdout, "wb")) if stdout else subprocess.DEVNULL
         env = {**os.environ, "C4GH_PASSPHRASE": ""}
-        usage = rusage.measure(
-            cmd, stdin=src, stdout=dst, stderr=subprocess.PIPE, env=env
-        )
-    if usage.exit_code != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}: {usage.output}")
-    return Run(usage.wall_s, usage.cpu_s, usage.rss_mib)
+        return rusage.run(cmd, stdin=src, stdout=dst, stderr=subprocess.PIPE, env=env)
 
 
 def make_keys(work: Path) -> None:
@@ -82,7 +71,7 @@ class Step:
     stdin: Path | None = None
     stdout: Path | None = None
 
-    def run(self) -> Run:
+    def run(self) -> rusage.Usage:
         drop(self.output)
         os.sync()  # no dirty pages of the previous run left for this one to flush
         try:
@@ -150,7 +139,7 @@ def decrypt_commands(work: Path, cipher: Path, out_dir: Path) -> tuple[Step, Ste
     return ours, ref
 
 
-def rounds(ours: Step, ref: Step, repeat: int) -> list[tuple[Run, Run]]:
+def rounds(ours: Step, ref: Step, repeat: int) -> list[Pair]:
     """Time both tools `repeat` times, alternating which goes first (ABBA)."""
     pairs = []
     for index in range(repeat):
@@ -163,7 +152,7 @@ def rounds(ours: Step, ref: Step, repeat: int) -> list[tuple[Run, Run]]:
     return pairs
 
 
-def row(label: str, size: int, pairs: list[tuple[Run, Run]]) -> str:
+def row(label: str, size: int, pairs: list[Pair]) -> str:
     """Medians over the rounds, and the range of the per-round ratios."""
     ours = [size / o.wall_s / MB for o, _ in pairs]
     ref = [size / r.wall_s / MB for _, r in pairs]

@@ -64,3 +64,11 @@ def measure(cmd: list[str], input_text: str | None = None, **popen: Any) -> Usag
     wall, cpu, rss_kib, code = fields
     output = (out or "") + (err or "")
     return Usage(float(wall), float(cpu), int(rss_kib) / 1024, int(code), output)
+
+
+def run(cmd: list[str], input_text: str | None = None, **popen: Any) -> Usage:
+    """``measure``, ending the benchmark with the command's output if it fails."""
+    usage = measure(cmd, input_text, **popen)
+    if usage.exit_code != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{usage.output[-3000:]}")
+    return usage
