@@ -93,6 +93,42 @@ def test_resume_when_every_part_was_sent_only_closes(
     assert _archived_sha256(sandbox, "all.bin") == _sha256(source)
 
 
+def _upload_losing_part_2(
+    sandbox: Sandbox,
+    user_keys: KeyPair,
+    token: str,
+    tmp_dir: Path,
+    source: Path,
+    alias: str,
+    confirmed_first: set[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upload whose part 2 fails once ``confirmed_first`` are journaled.
+
+    The failure is a PartFailedError, so the journal (with a gap at part 2)
+    and the temp file are kept for the rerun.
+    """
+    original = PartUploads._put
+
+    def put_with_part_2_lost(self: PartUploads, part: crypt.EncryptedPart) -> None:
+        if part.number != 2:
+            original(self, part)
+            return
+        deadline = time.monotonic() + 30
+        while not confirmed_first <= set(self._plan.journal.records):
+            assert time.monotonic() < deadline, f"{confirmed_first} never confirmed"
+            time.sleep(0.01)
+        raise PartFailedError("test: part 2 lost")
+
+    monkeypatch.setattr(PartUploads, "_put", put_with_part_2_lost)
+    with (
+        pytest.raises(PartFailedError),
+        make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client,
+    ):
+        client.upload_file(source, alias)
+    monkeypatch.setattr(PartUploads, "_put", original)
+
+
 def test_resume_after_a_gap_sends_only_the_missing_parts(
     sandbox: Sandbox,
     user_keys: KeyPair,
@@ -104,25 +140,9 @@ def test_resume_after_a_gap_sends_only_the_missing_parts(
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
     token = sandbox.upload_token(user_keys.public)
-    original = PartUploads._put
-
-    def put_with_part_2_lost(self: PartUploads, part: crypt.EncryptedPart) -> None:
-        if part.number != 2:
-            original(self, part)
-            return
-        deadline = time.monotonic() + 30
-        while not {1, 3, 4} <= set(self._plan.journal.records):
-            assert time.monotonic() < deadline, "parts 1, 3, 4 never confirmed"
-            time.sleep(0.01)
-        raise PartFailedError("test: part 2 lost")
-
-    monkeypatch.setattr(PartUploads, "_put", put_with_part_2_lost)
-    with (
-        pytest.raises(PartFailedError),
-        make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client,
-    ):
-        client.upload_file(source, "gap.bin")
-    monkeypatch.setattr(PartUploads, "_put", original)
+    _upload_losing_part_2(
+        sandbox, user_keys, token, tmp_dir, source, "gap.bin", {1, 3, 4}, monkeypatch
+    )
 
     _, journal_path = upload_state_paths(tmp_dir, source, "gap.bin")
     confirmed = _records(journal_path)
@@ -153,25 +173,9 @@ def test_resume_refuses_a_damaged_kept_part_and_starts_over(
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
     token = sandbox.upload_token(user_keys.public)
-    original = PartUploads._put
-
-    def lose_part_2(self: PartUploads, part: crypt.EncryptedPart) -> None:
-        if part.number != 2:
-            original(self, part)
-            return
-        deadline = time.monotonic() + 30
-        while not {1, 3} <= set(self._plan.journal.records):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        raise PartFailedError("test: part 2 lost")
-
-    monkeypatch.setattr(PartUploads, "_put", lose_part_2)
-    with (
-        pytest.raises(PartFailedError),
-        make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client,
-    ):
-        client.upload_file(source, "bad.bin")
-    monkeypatch.setattr(PartUploads, "_put", original)
+    _upload_losing_part_2(
+        sandbox, user_keys, token, tmp_dir, source, "bad.bin", {1, 3}, monkeypatch
+    )
     temp, _ = upload_state_paths(tmp_dir, source, "bad.bin")
     with temp.open("r+b") as handle:  # flip a byte in the middle of part 2
         handle.seek(5 * MiB + 2 * MiB)
