@@ -33,6 +33,21 @@ def _common(sandbox: Sandbox, keys: KeyPair, token_file: Path) -> list[str]:
     return [*cli_args(sandbox, keys, token_file), "--max-workers", "1"]
 
 
+def _upload_argv(
+    sandbox: Sandbox, keys: KeyPair, token_file: Path, source: Path, temp_dir: Path
+) -> list[str]:
+    """The upload command for ``source``: writes its token, makes ``temp_dir``."""
+    token_file.write_text(sandbox.upload_token(keys.public))
+    temp_dir.mkdir()
+    return [
+        "upload",
+        *_common(sandbox, keys, token_file),
+        "--tmp-dir",
+        str(temp_dir),
+        str(source),
+    ]
+
+
 def _s3_ok(sandbox: Sandbox, method: str, since: int) -> int:
     return sum(
         1
@@ -92,16 +107,8 @@ def test_upload_killed_then_rerun_resumes(
     kill_after_parts: int,
 ) -> None:
     source = random_file(tmp_path / "in", "r.bin", 26 * MiB)
-    token_file.write_text(sandbox.upload_token(user_keys.public))
     temp_dir = tmp_path / "tmp"
-    temp_dir.mkdir()
-    argv = [
-        "upload",
-        *_common(sandbox, user_keys, token_file),
-        "--tmp-dir",
-        str(temp_dir),
-        str(source),
-    ]
+    argv = _upload_argv(sandbox, user_keys, token_file, source, temp_dir)
     _run_and_kill(
         argv,
         lambda: (
@@ -152,16 +159,8 @@ def test_upload_journal_of_changed_input_is_discarded(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     source = random_file(tmp_path / "in", "c.bin", 16 * MiB)
-    token_file.write_text(sandbox.upload_token(user_keys.public))
     temp_dir = tmp_path / "tmp"
-    temp_dir.mkdir()
-    argv = [
-        "upload",
-        *_common(sandbox, user_keys, token_file),
-        "--tmp-dir",
-        str(temp_dir),
-        str(source),
-    ]
+    argv = _upload_argv(sandbox, user_keys, token_file, source, temp_dir)
     _run_and_kill(argv, lambda: _s3_ok(sandbox, "PUT", 0) >= 1)
     random_file(tmp_path / "in", "c.bin", 16 * MiB + 5)  # the input changed
     assert main(argv) == 0
@@ -180,16 +179,8 @@ def test_upload_ctrl_c_keeps_resume_state_and_exits_130(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     source = random_file(tmp_path / "in", "i.bin", 21 * MiB)
-    token_file.write_text(sandbox.upload_token(user_keys.public))
     temp_dir = tmp_path / "tmp"
-    temp_dir.mkdir()
-    argv = [
-        "upload",
-        *_common(sandbox, user_keys, token_file),
-        "--tmp-dir",
-        str(temp_dir),
-        str(source),
-    ]
+    argv = _upload_argv(sandbox, user_keys, token_file, source, temp_dir)
     code = _run_and_kill(
         argv,
         lambda: _s3_ok(sandbox, "PUT", 0) >= 1 and _journal_has_upload(temp_dir),
