@@ -134,8 +134,9 @@ class FileUploader:
         """
         plain_size = crypt.check_plaintext_input(path)
         temp, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
-        orphan = _remove_pending(journal_path)
-        plan = self._resume(path, alias, temp, journal_path)
+        journal = Journal.load(journal_path)
+        orphan = _remove_pending(journal)
+        plan = self._resume(path, alias, temp, None if orphan else journal)
         if plan is not None:
             return self._run(path, plan)
         known = self._existing.get(alias)
@@ -217,9 +218,8 @@ class FileUploader:
         return UploadPlan(journal, session_key, hub_key)
 
     def _resume(
-        self, path: Path, alias: str, temp: Path, journal_path: Path
+        self, path: Path, alias: str, temp: Path, journal: Journal | None
     ) -> UploadPlan | None:
-        journal = Journal.load(journal_path)
         if journal is None or not isinstance(journal.header, UploadHeader):
             temp.unlink(missing_ok=True)
             return None
@@ -381,13 +381,12 @@ def _pending_header(
     )
 
 
-def _remove_pending(journal_path: Path) -> bool:
+def _remove_pending(journal: Journal | None) -> bool:
     """Drop a journal written just before a create that may not have happened.
 
     Returns:
-        True if there was one: an ``init`` upload of the alias is then ours.
+        True if it was one: an ``init`` upload of the alias is then ours.
     """
-    journal = Journal.load(journal_path)
     if journal is None or not isinstance(journal.header, UploadHeader):
         return False
     if journal.header.file_id:
