@@ -11,6 +11,7 @@ import pytest
 
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import MiB, TransferConfig
+from snakemake_ghga.progress import ProgressListener
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 
@@ -48,7 +49,11 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
 
 
 def make_client(
-    sandbox: Sandbox, keys: KeyPair, token: str, **config: Any
+    sandbox: Sandbox,
+    keys: KeyPair,
+    token: str,
+    progress: ProgressListener | None = None,
+    **config: Any,
 ) -> GhgaClient:
     settings: dict[str, Any] = {"part_size_bytes": PART, "max_workers": 4}
     settings.update(config)
@@ -58,6 +63,7 @@ def make_client(
         my_secret_key=keys.secret,
         my_public_key=keys.public,
         config=TransferConfig(**settings),
+        progress=progress,
     )
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from snakemake_ghga import crypt, download
 from snakemake_ghga.client import GhgaClient
-from snakemake_ghga.config import MiB, TransferConfig
+from snakemake_ghga.config import MiB
 from snakemake_ghga.errors import (
     AuthError,
     DecryptionError,
@@ -31,7 +31,7 @@ from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.transfer import CORRUPT_ATTEMPTS, Cancelled, TransferEngine
 from tests.conftest import KeyPair
 
-from .conftest import PART, random_file
+from .conftest import PART, make_client, random_file
 
 SIZE = 12 * MiB
 
@@ -60,17 +60,8 @@ class StopAfter:
 
 
 def _client(sandbox: Sandbox, keys: KeyPair, token: str, **options: Any) -> GhgaClient:
-    progress = options.pop("progress", None)
-    settings: dict[str, Any] = {"part_size_bytes": PART, "max_workers": 2}
-    settings.update(options)
-    return GhgaClient(
-        wkvs_url=sandbox.wkvs_url,
-        token=token,
-        my_secret_key=keys.secret,
-        my_public_key=keys.public,
-        config=TransferConfig(**settings),
-        progress=progress,
-    )
+    """``make_client`` with two workers unless told otherwise."""
+    return make_client(sandbox, keys, token, **{"max_workers": 2, **options})
 
 
 @pytest.fixture
