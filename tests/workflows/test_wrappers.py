@@ -42,6 +42,13 @@ def test_meta_yaml_names_the_wrapper_and_documents_its_parts(wrapper: str) -> No
     assert documented == used
 
 
+def prepare_download(ghga: Ghga, directory: Path) -> dict[str, str]:
+    """Keys and download.token in place; return the env holding the token."""
+    ghga.link_keys(directory)
+    (directory / "download.token").write_text(ghga.download_token)
+    return ghga.env(GHGA_WORK_PACKAGE_TOKEN=ghga.download_token)
+
+
 def files_containing(root: Path, secret: str) -> list[Path]:
     """Every file under root whose bytes contain secret."""
     needle = secret.encode()
@@ -51,9 +58,7 @@ def files_containing(root: Path, secret: str) -> list[Path]:
 def test_download_wrapper_writes_each_accession_decrypted_or_encrypted(
     ghga: Ghga, tmp_path: Path
 ) -> None:
-    ghga.link_keys(tmp_path)
-    (tmp_path / "download.token").write_text(ghga.download_token)
-    env = ghga.env(GHGA_WORK_PACKAGE_TOKEN=ghga.download_token)
+    env = prepare_download(ghga, tmp_path)
 
     result = snakemake(snakefile_of("download"), tmp_path, env)
 
@@ -78,9 +83,7 @@ def test_download_wrapper_writes_each_accession_decrypted_or_encrypted(
 
 
 def test_download_wrapper_never_writes_the_token(ghga: Ghga, tmp_path: Path) -> None:
-    ghga.link_keys(tmp_path)
-    (tmp_path / "download.token").write_text(ghga.download_token)
-    env = ghga.env(GHGA_WORK_PACKAGE_TOKEN=ghga.download_token)
+    env = prepare_download(ghga, tmp_path)
 
     result = snakemake(snakefile_of("download"), tmp_path, env)
 
@@ -93,8 +96,7 @@ def test_download_wrapper_never_writes_the_token(ghga: Ghga, tmp_path: Path) -> 
 def test_download_wrapper_without_token_fails_naming_the_variable(
     ghga: Ghga, tmp_path: Path
 ) -> None:
-    ghga.link_keys(tmp_path)
-    (tmp_path / "download.token").write_text(ghga.download_token)
+    prepare_download(ghga, tmp_path)
 
     result = snakemake(snakefile_of("download"), tmp_path, ghga.env())
 
@@ -190,9 +192,7 @@ def test_download_wrapper_keeps_the_token_out_of_every_command_line(
     ghga: Ghga, tmp_path: Path
 ) -> None:
     """Snakemake, the wrapper and ghga-transfer: no argv holds the token."""
-    ghga.link_keys(tmp_path)
-    (tmp_path / "download.token").write_text(ghga.download_token)
-    env = ghga.env(GHGA_WORK_PACKAGE_TOKEN=ghga.download_token)
+    env = prepare_download(ghga, tmp_path)
     argv = [tool("snakemake"), "--snakefile", str(snakefile_of("download")),
             "--directory", str(tmp_path), "--cores", "2"]  # fmt: skip
 
