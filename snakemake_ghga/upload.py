@@ -402,7 +402,6 @@ def _sha256_of(path: Path) -> str:
 
 
 def _checksums(plan: UploadPlan, plain_sha256: str) -> UploadChecksums:
-    header = plan.header
     records = plan.journal.records
     parts = [
         crypt.EncryptedPart(
@@ -412,7 +411,7 @@ def _checksums(plan: UploadPlan, plain_sha256: str) -> UploadChecksums:
             records[p.number]["md5"],
             records[p.number]["sha256"],
         )
-        for p in plan_parts(header.encrypted_size, header.part_size)
+        for p in plan.parts
     ]
     return UploadChecksums(
         plain_sha256,
