@@ -240,7 +240,7 @@ class GhgaApi:
         if work_type == "download":
             url, body = f"{base}/files/{first}/work-order-tokens", None
         else:
-            url = f"{base}/boxes/{self._upload_box(package)[0]}/work-order-tokens"
+            url = f"{base}/boxes/{package.require_upload()[0]}/work-order-tokens"
             body = {"work_type": work_type, "alias": first, "file_id": second}
         response = self._send("POST", url, what, headers=headers, json=body)
         sealed = models.require_string(self._checked(response, what, (200, 201)), what)
@@ -255,13 +255,10 @@ class GhgaApi:
                 "(--my-public-key/--my-private-key) or request a new token",
             )
 
-    def _upload_box(self, package: models.WorkPackage) -> tuple[str, str]:
-        return package.require_upload()
-
     # -- UCS ------------------------------------------------------------------
 
     def _ucs(self, path: str) -> str:
-        fub = self._upload_box(self.work_package())[1]
+        fub = self.work_package().require_upload()[1]
         return f"{self.well_known().ucs_url}/boxes/{fub}/uploads{path}"
 
     def list_uploads(self) -> list[models.FileUpload]:
