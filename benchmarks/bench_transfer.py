@@ -196,7 +196,7 @@ def upload_ours(bench: Bench, alias: str, tmp_dir: Path, part_mib: int) -> Run:
         token,
     )
     return Run(
-        f"ours upload ({alias})",
+        f"ours upload, temp dir {tmp_dir}",
         wall,
         cpu,
         rss,
