@@ -39,6 +39,7 @@ from .s3 import S3ObjectStore
 from .state import StateStore, read_or_create_secret, write_atomic
 from .tokens import WorkOrderSigner
 from .ucs import add_ucs_routes
+from .wan import Link, WanModel
 from .wps import add_wkvs_routes, add_wps_routes
 
 __all__ = ["Sandbox"]
@@ -76,6 +77,10 @@ class Sandbox:
         seed: seed of the fault sequence.
         s3_endpoint_url: keep objects in this S3 instead of files in state_dir.
         box_max_size_bytes: size limit of upload boxes created from now on.
+        latency_ms: WAN model: one round trip waited before every response.
+        connection_mbps: WAN model: the rate of each connection, in Mbit/s
+            (None: unlimited); bodies are paced both ways.
+        total_mbps: WAN model: the rate all connections share (None: unlimited).
     """
 
     def __init__(
@@ -89,7 +94,17 @@ class Sandbox:
         s3_endpoint_url: str | None = None,
         *,
         box_max_size_bytes: int = DEFAULT_BOX_MAX_SIZE_BYTES,
+        latency_ms: float = 0.0,
+        connection_mbps: float | None = None,
+        total_mbps: float | None = None,
     ) -> None:
+        self.wan = WanModel(latency_ms, connection_mbps, total_mbps)
+        if self.wan.active and s3_endpoint_url is not None:
+            raise ConfigError(
+                "the WAN model cannot shape an external S3: object bodies "
+                "would bypass it",
+                "Leave out --s3-endpoint-url to model a slow link",
+            )
         self.state_dir = Path(state_dir)
         self._state = StateStore(self.state_dir)
         self._port = port
@@ -144,7 +159,10 @@ class Sandbox:
             return self
         if isinstance(self._store, S3ObjectStore):
             self._store.ensure_bucket()
-        server = SandboxHttpServer(self._port, self._router(), self._faults, self._log)
+        link = Link(self.wan) if self.wan.active else None
+        server = SandboxHttpServer(
+            self._port, self._router(), self._faults, self._log, link
+        )
         if isinstance(self._store, FileObjectStore):
             self._store.base_url = server.base_url
         self._thread = threading.Thread(

@@ -8,6 +8,7 @@ stdout and raise GhgaError for the main CLI to report.
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -89,6 +90,7 @@ def _add_serve(commands: "Subparsers") -> None:
     )
     _add_storage_options(serve)
     _add_fault_options(serve)
+    _add_wan_options(serve)
     serve.set_defaults(handler=_serve)
 
 
@@ -116,6 +118,32 @@ def _add_fault_options(serve: argparse.ArgumentParser) -> None:
         help="probability of an injected 503 or cut transfer",
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the faults")
+
+
+def _add_wan_options(serve: argparse.ArgumentParser) -> None:
+    wan = serve.add_argument_group(
+        "WAN model", "make the loopback link look like a slow, far network"
+    )
+    wan.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="one round trip waited before every response (default 0)",
+    )
+    wan.add_argument(
+        "--connection-mbps",
+        type=float,
+        metavar="R",
+        help="pace each connection's bodies, both ways, to R Mbit/s "
+        "(default unlimited)",
+    )
+    wan.add_argument(
+        "--total-mbps",
+        type=float,
+        metavar="R",
+        help="pace all connections together to R Mbit/s (default unlimited)",
+    )
 
 
 def _add_token(commands: "Subparsers") -> None:
@@ -176,9 +204,14 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         s3_endpoint_url=args.s3_endpoint_url,
         box_max_size_bytes=args.box_max_size,
+        latency_ms=args.latency_ms,
+        connection_mbps=args.connection_mbps,
+        total_mbps=args.total_mbps,
     )
     with sandbox:
         print(sandbox.wkvs_url, flush=True)
+        if sandbox.wan.active:
+            print(sandbox.wan.describe(), file=sys.stderr, flush=True)
         _wait_for_signal()
     return 0
 

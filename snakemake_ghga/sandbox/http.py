@@ -11,6 +11,8 @@ Implementation notes:
   read by handlers through `BodyReader`, never buffered whole by the server.
 - A fault decided for a request is applied here: a 503 instead of the
   handler's answer, or the connection cut halfway through the body.
+- So is the WAN model (`wan.Link`): one round trip before every response,
+  and every body, read or sent, paced per connection and in total.
 """
 
 import contextlib
@@ -29,12 +31,14 @@ from .messages import (
     BodyReader,
     ConnectionCut,
     FileSlice,
+    Pacer,
     Request,
     Response,
     json_response,
 )
 from .problems import HttpProblem, S3Problem, json_problem_body, s3_error_body
 from .requestlog import RequestLog
+from .wan import PACED_SOCKET_BUFFER_BYTES, Link
 
 __all__ = [
     "BodyReader",
@@ -116,14 +120,33 @@ class SandboxHttpServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, port: int, router: Router, faults: FaultInjector, log: RequestLog
+        self,
+        port: int,
+        router: Router,
+        faults: FaultInjector,
+        log: RequestLog,
+        link: Link | None = None,
     ) -> None:
+        self.link = link
         super().__init__(("127.0.0.1", port), _Handler)
         self.router = router
         self.faults = faults
         self.log = log
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+
+    def server_bind(self) -> None:
+        """Bind; under a paced link, with small buffers that accepted sockets inherit.
+
+        Without this the kernel would take megabytes of a request body ahead
+        of the model (loopback buffers grow to several MiB).
+        """
+        if self.link is not None and self.link.model.paced:
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                self.socket.setsockopt(
+                    socket.SOL_SOCKET, option, PACED_SOCKET_BUFFER_BYTES
+                )
+        super().server_bind()
 
     @property
     def base_url(self) -> str:
@@ -167,6 +190,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = _IDLE_TIMEOUT_S
     server: SandboxHttpServer
+    pacer: Pacer | None = None
+
+    def setup(self) -> None:
+        """Set up the connection, with its own pacer under a WAN model."""
+        super().setup()
+        if self.server.link is not None:
+            self.pacer = self.server.link.new_connection()
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence http.server's stderr log; requests.jsonl has every request."""
@@ -222,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             unquote(split.path),
             dict(parse_qsl(split.query)),
             self.headers,
-            BodyReader(self.rfile, length),
+            BodyReader(self.rfile, length, self.pacer),
             base_url=self.server.base_url,
         )
 
@@ -253,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.log.append(
             request.method, request.path, response.status, size, fault_name
         )
+        if self.server.link is not None:
+            self.server.link.round_trip()
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -277,16 +309,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_body(self, response: Response, length: int, cut: bool) -> None:
         if response.file_slice is None:
-            self.wfile.write(response.body[:length])
+            self._send_bytes(response.body[:length])
         else:
-            self._send_file(response.file_slice, length)
+            for piece in response.slices:
+                sent = self._send_file(piece, length)
+                length -= sent
         if cut:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _send_bytes(self, body: bytes) -> None:
+        if self.pacer is None:
+            self.wfile.write(body)
+            return
+        view = memoryview(body)
+        for start in range(0, len(view), self.pacer.chunk_bytes):
+            piece = view[start : start + self.pacer.chunk_bytes]
+            self.pacer.take(len(piece))
+            self.connection.sendall(piece)
+
     def _send_file(self, file_slice: FileSlice, limit: int) -> int:
-        if limit == 0:  # socket.sendfile treats count=0 as "to the end"
+        """Send up to `limit` bytes of a slice, paced if there is a pacer."""
+        total = min(limit, file_slice.length)
+        if total <= 0:  # socket.sendfile treats count=0 as "to the end"
             return 0
+        step = total if self.pacer is None else self.pacer.chunk_bytes
         with open(file_slice.path, "rb") as handle:
-            return int(self.connection.sendfile(handle, file_slice.offset, limit))
+            for start in range(0, total, step):
+                size = min(step, total - start)
+                if self.pacer is not None:
+                    self.pacer.take(size)
+                self.connection.sendfile(handle, file_slice.offset + start, size)
+        return total

@@ -2,7 +2,8 @@
 
 Imports only the stdlib and the sandbox's `problems`. A `BodyReader` hands a
 request body out piecewise (never buffered whole by the server); a `Response`
-carries bytes or a `FileSlice` that the server sends with sendfile.
+carries bytes or `FileSlice`s that the server sends with sendfile. A `Pacer`
+(the WAN model) may slow down what a connection reads.
 """
 
 import json
@@ -17,6 +18,7 @@ __all__ = [
     "BodyReader",
     "ConnectionCut",
     "FileSlice",
+    "Pacer",
     "Request",
     "Response",
     "json_response",
@@ -32,10 +34,13 @@ class ConnectionCut(Exception):
 class BodyReader:
     """Reads exactly Content-Length request bytes, optionally cut by a fault."""
 
-    def __init__(self, stream: "_Readable", length: int) -> None:
+    def __init__(
+        self, stream: "_Readable", length: int, pacer: "Pacer | None" = None
+    ) -> None:
         self.length = length
         self.consumed = 0
         self._stream = stream
+        self._pacer = pacer
         self._cut_at: int | None = None
 
     def cut_halfway(self) -> None:
@@ -61,10 +66,14 @@ class BodyReader:
             limit = min(limit, self._cut_at - self.consumed)
         if limit == 0:
             return 0
+        if self._pacer is not None:
+            limit = min(limit, self._pacer.chunk_bytes)
         got = self._stream.readinto(buffer[:limit])
         if not got:
             raise ConnectionError("client closed the connection mid-body")
         self.consumed += got
+        if self._pacer is not None:
+            self._pacer.take(got)
         return got
 
     def read_all(self, max_bytes: int) -> bytes:
@@ -80,6 +89,15 @@ class BodyReader:
 
 class _Readable(Protocol):
     def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+class Pacer(Protocol):
+    """Paces the bytes a connection moves (the sandbox's WAN model)."""
+
+    chunk_bytes: int
+
+    def take(self, size: int) -> None:
+        """Wait until `size` more bytes may pass."""
 
 
 @dataclass(slots=True)
@@ -114,17 +132,30 @@ class FileSlice:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A handler's answer: status, headers and either bytes or a file slice."""
+    """A handler's answer: status, headers and either bytes or file slices.
+
+    `more_slices` follow `file_slice` on the wire (an object kept as several
+    part files).
+    """
 
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     file_slice: FileSlice | None = None
+    more_slices: tuple[FileSlice, ...] = ()
+
+    @property
+    def slices(self) -> tuple[FileSlice, ...]:
+        """Every file slice of the body, in order."""
+        first = (self.file_slice,) if self.file_slice else ()
+        return (*first, *self.more_slices)
 
     @property
     def body_length(self) -> int:
         """Bytes the body will have on the wire."""
-        return self.file_slice.length if self.file_slice else len(self.body)
+        if self.file_slice is None:
+            return len(self.body)
+        return sum(piece.length for piece in self.slices)
 
 
 def json_response(

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from .http import FileSlice, Request, Response, Router
 from .objects import FileObjectStore
@@ -143,16 +144,33 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 def _get_object(store: FileObjectStore, request: Request) -> Response:
     store.verify_url("GET", request.path, request.query)
-    path = store.object_path(request.params["key"])
-    size = path.stat().st_size
+    paths = store.object_files(request.params["key"])
+    files = [(path, path.stat().st_size) for path in paths]
+    size = sum(length for _, length in files)
     common = (("Accept-Ranges", "bytes"), ("Content-Type", "binary/octet-stream"))
     byte_range = parse_range(request.headers.get("Range"), size)
+    headers: tuple[tuple[str, str], ...]
     if byte_range is None:
-        return Response(200, headers=common, file_slice=FileSlice(path, 0, size))
-    first, last = byte_range
-    content_range = ("Content-Range", f"bytes {first}-{last}/{size}")
+        first, last, status, headers = 0, size - 1, 200, common
+    else:
+        first, last = byte_range
+        content_range = ("Content-Range", f"bytes {first}-{last}/{size}")
+        status, headers = 206, (*common, content_range)
+    slices = _slices(files, first, last)
+    if not slices:  # an empty object
+        return Response(status, headers=headers)
     return Response(
-        206,
-        headers=(*common, content_range),
-        file_slice=FileSlice(path, first, last - first + 1),
+        status, headers=headers, file_slice=slices[0], more_slices=tuple(slices[1:])
     )
+
+
+def _slices(files: list[tuple[Path, int]], first: int, last: int) -> list[FileSlice]:
+    """The pieces of the files (one object, concatenated) from `first` to `last`."""
+    slices = []
+    start = 0  # of the current file within the object
+    for path, length in files:
+        begin, end = max(first, start), min(last + 1, start + length)
+        if begin < end:
+            slices.append(FileSlice(path, begin - start, end - begin))
+        start += length
+    return slices

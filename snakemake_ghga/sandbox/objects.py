@@ -243,16 +243,14 @@ class FileObjectStore:
     def _path(self, key: str) -> Path:
         return self.objects_dir / _checked_key(key)
 
-    def object_path(self, key: str) -> Path:
-        """The file holding an object.
+    def object_files(self, key: str) -> list[Path]:
+        """The files holding an object, in order: one, or its upload's parts.
 
         Raises:
             S3Problem: 404 NoSuchKey if it does not exist.
         """
         path = self._path(key)
-        if not path.is_file():
-            raise S3Problem(404, "NoSuchKey", "The specified key does not exist.")
-        return path
+        return [path] if path.is_file() else self._part_files(key)
 
     def _parts_dir(self, key: str) -> Path:
         return self._path(key).with_name(f"{self._path(key).name}.parts")

@@ -75,6 +75,31 @@ def test_complete_joins_parts_and_computes_multipart_etag(
     assert not store.has_multipart("inbox/f1", upload_id)
 
 
+def test_get_serves_a_completed_multipart_object_whole_and_ranged(
+    store: FileObjectStore,
+) -> None:
+    """A finished inbox upload is its part files; a GET reads across them."""
+    upload_id = store.create_multipart("inbox/f1")
+    bodies = [os.urandom(1000), os.urandom(700), os.urandom(10)]
+    for number, body in enumerate(bodies, start=1):
+        url = store.part_upload_url("inbox/f1", upload_id, number)
+        assert requests.put(url, data=body).status_code == 200
+    store.complete_multipart(
+        "inbox/f1", upload_id, store.list_parts("inbox/f1", upload_id)
+    )
+    data = b"".join(bodies)
+    url = store.download_url("inbox/f1")
+
+    whole = requests.get(url)
+    across = requests.get(url, headers={"Range": "bytes=990-1705"})
+    tail = requests.get(url, headers={"Range": "bytes=-15"})
+
+    assert (whole.status_code, whole.content) == (200, data)
+    assert (across.status_code, across.content) == (206, data[990:1706])
+    assert across.headers["Content-Range"] == "bytes 990-1705/1710"
+    assert (tail.status_code, tail.content) == (206, data[-15:])
+
+
 def test_ranged_get_206_exact_bytes_and_content_range(
     object_url: tuple[str, bytes],
 ) -> None:
@@ -200,4 +225,4 @@ def test_store_rejects_keys_outside_inbox_and_outbox(tmp_path: Path) -> None:
     store = FileObjectStore(tmp_path, b"k" * 32, 60)
 
     with pytest.raises(S3Problem):
-        store.object_path("../state.json")
+        store.object_files("../state.json")
