@@ -38,6 +38,7 @@ from snakemake_ghga.errors import (
     PartFailedError,
     local_write_error,
 )
+from snakemake_ghga.freespace import allocated_bytes, require_free_space
 from snakemake_ghga.journal import DownloadHeader, Journal
 from snakemake_ghga.part_futures import PartFutures
 from snakemake_ghga.parts import (
@@ -227,6 +228,7 @@ class FileDownloader:
         envelope = ctx.api.envelope(drs.accession)
         header = crypt.parse_header(envelope, ctx.my_secret_key)
         decryptor = crypt.SegmentDecryptor(header.session_keys)
+        _require_output_space(drs, destination, len(envelope), keep_encrypted)
         journal = self._journal(drs, destination, keep_encrypted)
         temp = Path(journal.header.temp_path)
         try:
@@ -249,7 +251,7 @@ class FileDownloader:
         )
 
     def _journal(self, drs: DrsObject, destination: Path, keep: bool) -> Journal:
-        temp = destination.with_name(f".{destination.name}.part")
+        temp = _temp_path(destination)
         journal_path = destination.with_name(f".{destination.name}.journal")
         part_size = download_part_size(self._ctx.config.part_size_bytes)
         wanted = DownloadHeader(
@@ -370,6 +372,26 @@ class FileDownloader:
         except OSError as err:
             raise local_write_error(journal.path, err) from err
         hasher.part_done(part.number)
+
+
+def _temp_path(destination: Path) -> Path:
+    """The 0600 file the download is written to before its rename."""
+    return destination.with_name(f".{destination.name}.part")
+
+
+def _require_output_space(
+    drs: DrsObject, destination: Path, header_size: int, keep: bool
+) -> None:
+    """Fail before the first GET if the output cannot fit beside what a resumed
+    ``.part`` holds (a mismatched one is removed, which frees its space too)."""
+    total = header_size + drs.size if keep else crypt.plain_size_of(drs.size)
+    held = allocated_bytes(_temp_path(destination))
+    require_free_space(
+        destination.parent,
+        total - held,
+        f"the download of {drs.accession}",
+        "Free space there or choose another --output-dir",
+    )
 
 
 def _verify(drs: DrsObject, actual: str) -> None:

@@ -52,6 +52,7 @@ from snakemake_ghga.errors import (
     PartFailedError,
     UnfinishedUploadError,
 )
+from snakemake_ghga.freespace import allocated_bytes, require_free_space
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
 from snakemake_ghga.parts import plan_parts, upload_part_size
 from snakemake_ghga.transfer import Cancelled
@@ -192,6 +193,7 @@ class FileUploader:
         """Create the server-side upload; a pending journal covers the gap."""
         ctx = self._ctx
         encrypted = crypt.encrypted_size(plain_size)
+        _require_temp_space(temp, encrypted, alias)
         part_size = upload_part_size(encrypted, ctx.config.part_size_bytes)
         session_key = os.urandom(32)
         sealed = crypt.make_header(session_key, ctx.my_secret_key, ctx.my_public_key)
@@ -235,6 +237,7 @@ class FileUploader:
             )
             self._discard(journal, header)
             return None
+        _require_temp_space(temp, header.encrypted_size - allocated_bytes(temp), alias)
         opened = crypt.parse_header(
             base64.b64decode(header.sealed_session_key), self._ctx.my_secret_key
         )
@@ -362,6 +365,16 @@ class FileUploader:
             raise
         assert encrypted.plain_sha256 is not None  # hash_plaintext defaults on
         return encrypted.plain_sha256
+
+
+def _require_temp_space(temp: Path, needed: int, alias: str) -> None:
+    """Fail before the create (or resumed encryption) if the temp file cannot fit."""
+    require_free_space(
+        temp.parent,
+        needed,
+        f"the encrypted temp file of '{alias}'",
+        "Free space there or choose another directory with --tmp-dir",
+    )
 
 
 def _pending_header(
