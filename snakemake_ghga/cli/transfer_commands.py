@@ -11,6 +11,7 @@ errors raise ``ConfigError`` (exit 2 in ``cli.main``).
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -165,7 +166,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _prompt(message: str) -> str:
+    """Read the token like the passphrase: without echo on a terminal."""
     try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return getpass.getpass(message)
         return input(message)
     except EOFError:
         raise ConfigError(

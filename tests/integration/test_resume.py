@@ -16,6 +16,7 @@ from snakemake_ghga.cli import main
 from snakemake_ghga.config import MiB
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
+from tests.support.signals import default_signals
 
 from .conftest import (
     body_bytes,
@@ -68,6 +69,7 @@ def _run_and_kill(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=default_signals,  # SIGINT may be ignored in a background job
     )
     deadline = time.monotonic() + 60
     try:

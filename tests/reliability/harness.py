@@ -23,6 +23,7 @@ from snakemake_ghga.config import MiB
 from snakemake_ghga.parts import download_part_size, upload_part_size
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.sandbox.requestlog import RequestLogEntry
+from tests.support.signals import default_signals
 
 __all__ = [
     "KillTrial",
@@ -279,7 +280,12 @@ def run_kill_trial(
     mark = len(world.sandbox.request_log())
     with (work / "first.err").open("w+") as err:
         proc = subprocess.Popen(
-            argv, env=world.env(), stdout=subprocess.DEVNULL, stderr=err, text=True
+            argv,
+            env=world.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            preexec_fn=default_signals,  # SIGINT may be ignored in a background job
         )
         if after_parts:
             _wait_for_parts(world, proc, mark, method, after_parts)

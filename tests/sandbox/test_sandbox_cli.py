@@ -14,6 +14,7 @@ import requests
 from snakemake_ghga.cli import main
 from tests.conftest import KeyPair, tool
 from tests.support.ghga_http import GhgaHttpDriver, unseal
+from tests.support.signals import default_signals
 
 TOKEN = re.compile(r"([0-9a-f-]{36}):([A-Za-z0-9+/=]{96})")
 
@@ -42,7 +43,11 @@ def test_serve_prints_wkvs_url_and_stops_cleanly_on_signal(
         "1",
     ]
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,  # SIGINT may be ignored in a background job
     ) as process:
         try:
             url = _read_line(process, 30)
