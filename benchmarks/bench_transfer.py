@@ -2,18 +2,24 @@
 
 Usage: python benchmarks/bench_transfer.py [--size-mib 2048] [--part-mib 64]
            [--work DIR] [--skip-official] [--extra-part-mib 512] [--repeat 3]
+           [--sandbox-state tmpfs|disk|both] [--quick]
 
-One sandbox (`ghga-transfer sandbox serve`, its own process, state on tmpfs)
-serves every run. Each client runs as a child process, so wall time, user+sys
-CPU and peak RSS come from os.wait4 for the client alone; request counts come
-from the sandbox's request log. Runs: our upload with the temp dir on disk and
-on tmpfs, the official batch-upload; our download to plaintext, the official
-download + decrypt (summed). Every run waits until the sandbox's interrogation
-of the previous upload is over, so no server work overlaps a measurement.
-MB/s = 10^6 plaintext bytes per second of wall time. Each run is repeated
-`--repeat` times in rounds whose order rotates; the table shows the run with
-the median wall time and the range over the rounds, since writing new files
-costs this VM's kernel a different amount from one run to the next.
+One sandbox (`ghga-transfer sandbox serve`, its own process) serves every run
+of a placement: its state on tmpfs, then (`--sandbox-state both`, the default)
+a new one with its state on disk, as a GHGA object store keeps it; the server's
+disk work then limits how fast any client can go. Each client runs as a child
+process, so wall time, user+sys CPU and peak RSS come from os.wait4 for the
+client alone; request counts come from the sandbox's request log. Runs: our
+upload with the temp dir on disk and on tmpfs, the official batch-upload; our
+download to plaintext, the official download + decrypt (summed). Every run
+waits until the sandbox's interrogation of the previous upload is over, so no
+server work overlaps a measurement. MB/s = 10^6 plaintext bytes per second of
+wall time; client CPU s/GiB (user + sys of the client alone per GiB of
+plaintext) does not depend on the server or on who else shares the cores.
+Each run is repeated `--repeat` times in rounds whose order rotates; the table
+shows the run with the median wall time and the range over the rounds, since
+writing new files costs this VM's kernel a different amount from one run to
+the next.
 """
 
 import argparse
@@ -23,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -83,22 +89,40 @@ def _measure(
 class Bench:
     """The sandbox process, keys, input file and helpers for one benchmark run."""
 
-    def __init__(self, work: Path, state: Path, size: int) -> None:
+    def __init__(
+        self, work: Path, state: Path, size: int, serve_args: Sequence[str] = ()
+    ) -> None:
         self.work, self.state, self.size = work, state, size
         self.secret, self.public = keys.generate_key_pair()
         keys.write_private_key(work / "key.sec", self.secret)
         keys.write_public_key(work / "key.pub", self.public)
-        self.source = work / "input.bin"
+        self.source = work / f"input-{size}.bin"
         if not self.source.exists() or self.source.stat().st_size != size:
             _random_file(self.source, size)
-        self.server = subprocess.Popen(
-            [str(BIN / "ghga-transfer"), "sandbox", "serve", "--state", str(state)],
+        self.sandbox = Sandbox(state)
+        self.keep: set[str] = set()  # accessions settle() keeps (default: first)
+        self.server = self._serve(serve_args)
+
+    def _serve(self, serve_args: Sequence[str]) -> "subprocess.Popen[bytes]":
+        (self.state / "wkvs_url").unlink(missing_ok=True)
+        command = [str(BIN / "ghga-transfer"), "sandbox", "serve"]
+        server = subprocess.Popen(
+            [*command, "--state", str(self.state), *serve_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.wkvs_url = _wait_for(state / "wkvs_url").strip()
-        self.sandbox = Sandbox(state)
-        self.accession: str | None = None
+        self.wkvs_url = _wait_for(self.state / "wkvs_url").strip()
+        return server
+
+    def restart(self, serve_args: Sequence[str]) -> None:
+        """Serve the same state again with other options (a new WAN model)."""
+        self.close()
+        self.server = self._serve(serve_args)
+
+    @property
+    def accession(self) -> str | None:
+        """The archived file every download of the loopback runs uses."""
+        return min(self.keep) if self.keep else None
 
     def close(self) -> None:
         self.server.terminate()
@@ -128,15 +152,17 @@ class Bench:
     def settle(self) -> None:
         """Wait until no upload is in state inbox (interrogation finished).
 
-        Then keep one archived copy of the file, which every download uses:
-        nine 2 GiB copies on tmpfs would crowd the input out of the page cache.
+        Then keep only the archived files in `keep` (default: the first one),
+        which the downloads use: nine 2 GiB copies on tmpfs would crowd the
+        input out of the page cache.
         """
         while any(u.state in ("init", "inbox") for u in self.sandbox.uploads()):
             time.sleep(0.2)
         os.sync()  # no dirty pages of the previous run left for this one to flush
         for info in self.sandbox.accessions():
-            self.accession = self.accession or info.accession
-            if info.accession != self.accession:
+            if not self.keep:
+                self.keep.add(info.accession)
+            if info.accession not in self.keep:
                 self.sandbox.remove_accession(info.accession)
 
     def ours(self, args: list[str], token: str) -> tuple[float, float, float]:
@@ -148,16 +174,18 @@ class Bench:
         return _measure([str(BIN / "ghga-transfer"), *args, "--quiet"], env, self.work)
 
     def official(
-        self, args: list[str], token: str | None, part: int, cwd: Path
+        self, args: list[str], token: str | None, part: int | None, cwd: Path
     ) -> tuple[float, float, float]:
+        """Run the official client; `part` None keeps its default part size."""
         prepare_workdir(cwd, self.secret, self.public)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_")}
         env.update(
             GHGA_CONNECTOR_WKVS_API_URL=self.wkvs_url,
             HOME=str(cwd),
-            GHGA_CONNECTOR_PART_SIZE=str(part),
             NO_PROXY="127.0.0.1",
         )
+        if part is not None:
+            env["GHGA_CONNECTOR_PART_SIZE"] = str(part)
         cmd = [str(connector_executable()), *args]
         return _measure(cmd, env, cwd, f"{token}\n" if token else None)
 
@@ -276,7 +304,8 @@ def download_official(bench: Bench, accession: str, part_mib: int) -> Run:
 
 def _table(runs: list[Run]) -> str:
     lines = [
-        "| run | wall s | MB/s (range) | CPU s | CPU s/GiB | peak RSS MiB "
+        "| run | wall s | MB/s (range) | client CPU s | client CPU s/GiB "
+        "| peak RSS MiB "
         "| sandbox CPU s | requests |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -341,31 +370,54 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds; medians are reported"
     )
+    parser.add_argument(
+        "--sandbox-state",
+        choices=("tmpfs", "disk", "both"),
+        default="both",
+        help="where the sandbox keeps its state and objects (default both)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="64 MiB, 16 MiB parts, one round"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.size_mib, args.part_mib, args.repeat = 64, 16, 1
     args.work.mkdir(parents=True, exist_ok=True)
-    state = args.tmpfs / f"ghga-bench-sandbox-{os.getpid()}"
-    bench = Bench(args.work, state, args.size_mib * MiB)
-    runs: dict[str, Run] = {}
-    try:
-        runs.update(_run_all(bench, args))
-    finally:
-        bench.close()
-        shutil.rmtree(state, ignore_errors=True)
-        shutil.rmtree(args.tmpfs / "ghga-bench-tmp", ignore_errors=True)
-    report = "\n".join(
-        [
-            f"{args.size_mib} MiB random file, {args.part_mib} MiB parts, "
-            f"default workers, median of {args.repeat} rounds (orders rotate); "
-            "client measured alone "
-            "(os.wait4), sandbox CPU from /proc (may include some interrogation)",
+    placements = (
+        ["tmpfs", "disk"] if args.sandbox_state == "both" else [args.sandbox_state]
+    )
+    sections = [
+        f"{args.size_mib} MiB random file, {args.part_mib} MiB parts, "
+        f"default workers, median of {args.repeat} rounds (orders rotate); "
+        "client measured alone "
+        "(os.wait4), sandbox CPU from /proc (may include some interrogation)",
+    ]
+    for placement in placements:
+        runs = _run_placement(args, placement)
+        sections += [
+            "",
+            f"### Sandbox state on {placement}",
             "",
             _table(list(runs.values())),
             "",
             *_ratios(runs),
         ]
-    )
+    report = "\n".join(sections)
     print(report)
     (args.work / "results.md").write_text(report + "\n")
+
+
+def _run_placement(args: argparse.Namespace, placement: str) -> dict[str, Run]:
+    """Every run against a new sandbox whose state is on tmpfs or on disk."""
+    root = args.tmpfs if placement == "tmpfs" else args.work
+    state = root / f"ghga-bench-sandbox-{os.getpid()}"
+    bench = Bench(args.work, state, args.size_mib * MiB)
+    try:
+        return _run_all(bench, args)
+    finally:
+        bench.close()
+        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(args.tmpfs / "ghga-bench-tmp", ignore_errors=True)
 
 
 def _median(runs: list[Run]) -> Run:
