@@ -5,7 +5,8 @@ Runs, against the local sandbox (snakemake_ghga.sandbox) and the real
   1. kill -9 trials at seeded random moments, per direction, then the same
      command again; plus one Ctrl-C trial per direction;
   2. a fault soak: mixed sizes with 5 % injected faults, 2 s URLs, 3 s WOTs;
-  3. the bad-input, corrupt-part and secret-leak tests (pytest, counted);
+  3. the bad-input, corrupt-part, secret-leak and hostile-server tests (pytest,
+     counted);
 and rewrites docs/reliability.md. `--quick` runs the CI-sized variant.
 Takes about 10 minutes on a 2-core machine (about 2 with --quick).
 """
@@ -135,6 +136,7 @@ def run_pytest(root: Path) -> list[tuple[str, str, str]]:
         "tests/reliability/test_bad_inputs.py",
         "tests/reliability/test_corrupt_part.py",
         "tests/reliability/test_secrets.py",
+        "tests/security/test_hostile_server.py",
     ]
     subprocess.run(
         [
@@ -260,13 +262,18 @@ def render(
         f"| Files reported done that were not | {len(soaked.wrongly_reported_done)} |",
         f"| Tracebacks printed | {soaked.tracebacks} |",
         "",
-        "## 3. Bad inputs, corrupt parts, secrets",
+        "## 3. Bad inputs, corrupt parts, secrets, a hostile server",
         "",
         f"{len(rows)} tests in `tests/reliability/test_bad_inputs.py`, "
-        "`test_corrupt_part.py` and `test_secrets.py`: "
+        "`test_corrupt_part.py`, `test_secrets.py` and "
+        "`tests/security/test_hostile_server.py`: "
         f"{passed} passed, {len(failed)} failed. Each bad input must give a non-zero "
         "exit, exactly one stderr line naming the cause and the fix, no traceback, "
-        "and leave nothing behind (temp dir, output dir and the box are checked).",
+        "and leave nothing behind (temp dir, output dir and the box are checked). "
+        "The hostile-server tests put a rewriting proxy between the CLI and the "
+        "sandbox: each malformed or misleading answer must fail only its own file, "
+        "in one line, with the summary printed, and nothing unverified may be "
+        "reported as verified.",
         "",
         "| Test | Outcome |",
         "|---|---|",

@@ -9,12 +9,14 @@ message says what happened and whose hint says what to do.
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
 
 __all__ = [
+    "MAX_OBJECT_BYTES",
     "CreatedUpload",
     "DrsObject",
     "FileUpload",
@@ -23,6 +25,7 @@ __all__ = [
     "WellKnownValues",
     "WorkPackage",
     "decode_envelope",
+    "download_file_name",
     "error_for",
     "jwt_claims",
     "parse_created_upload",
@@ -32,9 +35,16 @@ __all__ = [
     "parse_well_known",
     "parse_work_package",
     "require_string",
+    "shown",
 ]
 
 _T = TypeVar("_T")
+# names the server gives us become local file names: plain ones only
+_ACCESSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_EXTENSION_RE = re.compile(r"(\.[A-Za-z0-9_-]{1,16}){0,4}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# 1 PiB: far above any S3 object (5 TiB, lately 50 TB), far below off_t's range
+MAX_OBJECT_BYTES = 1 << 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +258,37 @@ def parse_created_upload(alias: str, body: Any) -> CreatedUpload:
     return created
 
 
+def shown(value: str) -> str:
+    """``value`` quoted, with control and non-ASCII characters escaped, cut short."""
+    text = ascii(value)
+    return text if len(text) <= 80 else f"{text[:76]}...'"
+
+
+def download_file_name(accession: str, extension: str) -> str:
+    """Return ``accession + extension`` if both make a plain file name.
+
+    Raises:
+        ApiError: the work package gave a name that could leave the output
+            directory or is no plain name (a path, "..", a control character).
+    """
+    if not _ACCESSION_RE.fullmatch(accession):
+        problem = f"the accession {shown(accession)}"
+    elif not _EXTENSION_RE.fullmatch(extension):
+        problem = f"the file extension {shown(extension)}"
+    else:
+        return accession + extension
+    raise ApiError(
+        f"the work package lists {problem}, which is not a plain file name",
+        "Nothing was written for it; report it to GHGA",
+    )
+
+
 def parse_drs_object(accession: str, body: Any, max_age_s: float | None) -> DrsObject:
     """Parse a DRS object; the URL is the first ``s3`` access method."""
     what = f"DRS object {accession}"
     size = _require_field(body, "size", int, what)
-    if size < 0:
-        raise _unexpected(what, "field 'size' is not a byte count")
+    if not 0 <= size <= MAX_OBJECT_BYTES:
+        raise _unexpected(what, f"field 'size' ({size}) is not a plausible byte count")
     return DrsObject(
         accession, size, _drs_sha256(body, what), _drs_s3_url(body, what), max_age_s
     )
@@ -277,7 +312,11 @@ def _drs_sha256(body: dict[str, Any], what: str) -> str | None:
         if not isinstance(item, dict):
             raise _unexpected(what, "an entry of 'checksums' is not an object")
         if item.get("type") in ("sha-256", "sha256"):
-            return _require_field(item, "checksum", str, what)
+            checksum = _require_field(item, "checksum", str, what).lower()
+            if not _SHA256_RE.fullmatch(checksum):
+                problem = f"the SHA-256 {shown(checksum)} is not 64 hex digits"
+                raise _unexpected(what, problem)
+            return checksum
     return None
 
 

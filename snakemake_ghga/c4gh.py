@@ -54,6 +54,7 @@ MAGIC = b"crypt4gh\x01\x00\x00\x00"
 SEGMENT_SIZE = 65_536
 NONCE_SIZE = 12
 MAC_SIZE = 16
+SESSION_KEY_SIZE = 32  # ChaCha20-Poly1305
 SEGMENT_OVERHEAD = NONCE_SIZE + MAC_SIZE
 CIPHER_SEGMENT_SIZE = SEGMENT_SIZE + SEGMENT_OVERHEAD
 HEADER_SIZE = 124
@@ -168,8 +169,14 @@ def parse_header(source: bytes | BinaryIO, reader_secret_key: bytes) -> Header:
                 "was encrypted or the token was issued",
             ) from None
         raise DecryptionError(f"not a valid Crypt4GH header ({err})") from None
+    session_keys = [bytes(k) for k in keys]
+    if any(len(key) != SESSION_KEY_SIZE for key in session_keys):
+        raise DecryptionError(
+            f"the header's data key is not {SESSION_KEY_SIZE} bytes long",
+            "The header is malformed; fetch or copy the file again",
+        )
     edit_list = list(edits) if edits is not None else None
-    return Header([bytes(k) for k in keys], edit_list, stream.tell() - start)
+    return Header(session_keys, edit_list, stream.tell() - start)
 
 
 class SegmentCipher:

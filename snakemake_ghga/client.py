@@ -17,7 +17,13 @@ from typing import ParamSpec, TypeVar
 
 from snakemake_ghga import crypt
 from snakemake_ghga.api import GhgaApi
-from snakemake_ghga.api_models import DrsObject, FileUpload, Staging
+from snakemake_ghga.api_models import (
+    DrsObject,
+    FileUpload,
+    Staging,
+    download_file_name,
+    shown,
+)
 from snakemake_ghga.config import TransferConfig
 from snakemake_ghga.context import (
     DownloadInfo,
@@ -26,7 +32,13 @@ from snakemake_ghga.context import (
     UploadResult,
 )
 from snakemake_ghga.download import FileDownloader
-from snakemake_ghga.errors import ConfigError, GhgaError, NotFoundError, TransferError
+from snakemake_ghga.errors import (
+    ApiError,
+    ConfigError,
+    GhgaError,
+    NotFoundError,
+    TransferError,
+)
 from snakemake_ghga.keys import encode_public_key_b64
 from snakemake_ghga.progress import NullProgress, ProgressListener
 from snakemake_ghga.redact import redact_text
@@ -329,8 +341,10 @@ class GhgaClient:
                 "Check the accession or the token",
             )
             return self._failed(accession, output_dir / accession, error)
-        suffix = ".c4gh" if keep else ""
-        destination = output_dir / f"{accession}{files[accession]}{suffix}"
+        try:
+            destination = _inside(output_dir, files[accession], accession, keep)
+        except ApiError as err:
+            return self._failed(shown(accession), output_dir, err)
         if destination.exists() and not overwrite:
             return DownloadResult(
                 accession,
@@ -394,8 +408,9 @@ class GhgaClient:
                     yield accession, answer
                 if due and time.monotonic() > deadline:
                     yield from self._staging_timeouts(due)
-                if due:
-                    time.sleep(max(0.0, min(due.values()) - time.monotonic()))
+                if due:  # a server's Retry-After never outlasts the deadline
+                    wake = min(*due.values(), deadline)
+                    time.sleep(max(0.0, wake - time.monotonic()))
 
     def _staging_timeouts(
         self, due: dict[str, float]
@@ -421,6 +436,19 @@ class GhgaClient:
                 accession, f"being staged; asking again in {answer.retry_after_s:.0f} s"
             )
         return answer
+
+
+def _inside(output_dir: Path, extension: str, accession: str, keep: bool) -> Path:
+    """The output path of ``accession``; it must lie directly in ``output_dir``.
+
+    Raises:
+        ApiError: the work package's accession or extension is no plain name.
+    """
+    name = download_file_name(accession, extension) + (".c4gh" if keep else "")
+    destination = output_dir / name
+    if destination.parent.resolve() != output_dir.resolve():  # pragma: no cover
+        raise ApiError(f"{shown(name)} would be written outside {output_dir}")
+    return destination
 
 
 def _ignore(_result: object) -> None:

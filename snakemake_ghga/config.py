@@ -58,6 +58,8 @@ class TransferConfig:
         backoff_base_s: first retry delay; doubles per attempt, full jitter.
         backoff_max_s: cap of one retry delay.
         staging_timeout_s: how long to wait for files the archive is staging.
+        allow_unverified: download a file the archive gives no SHA-256 for
+            (default: such a file fails, since nothing else shows it is whole).
     """
 
     part_size_bytes: int = DEFAULT_PART_SIZE_BYTES
@@ -70,6 +72,7 @@ class TransferConfig:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     staging_timeout_s: float = 3600.0
+    allow_unverified: bool = False
 
     def __post_init__(self) -> None:
         if not MIN_PART_SIZE_BYTES <= self.part_size_bytes <= MAX_PART_SIZE_BYTES:

@@ -34,6 +34,7 @@ from snakemake_ghga.config import BUFFER_BYTES
 from snakemake_ghga.context import DownloadResult, RunContext
 from snakemake_ghga.errors import (
     ApiError,
+    DecryptionError,
     IntegrityError,
     PartFailedError,
     local_write_error,
@@ -225,8 +226,15 @@ class FileDownloader:
                 downloads keep their temp file and journal for a rerun.
         """
         ctx = self._ctx
+        _require_checksum(drs, ctx.config.allow_unverified)
         envelope = ctx.api.envelope(drs.accession)
         header = crypt.parse_header(envelope, ctx.my_secret_key)
+        if header.edit_list is not None:
+            raise DecryptionError(
+                f"the envelope of {drs.accession} carries an edit list, "
+                "which GHGA does not use",
+                "Nothing was downloaded; report it to GHGA",
+            )
         decryptor = crypt.SegmentDecryptor(header.session_keys)
         _require_output_space(drs, destination, len(envelope), keep_encrypted)
         journal = self._journal(drs, destination, keep_encrypted)
@@ -366,6 +374,7 @@ class FileDownloader:
             sink,
             cancel,
             lambda delta: self._ctx.progress.file_progress(name, delta),
+            urls.drs.size,
         )
         try:
             journal.confirm(part.number)
@@ -394,10 +403,23 @@ def _require_output_space(
     )
 
 
+def _require_checksum(drs: DrsObject, allow_unverified: bool) -> None:
+    """Refuse a file without a SHA-256 unless unverified downloads are allowed."""
+    if drs.sha256 is not None:
+        return
+    if not allow_unverified:
+        raise IntegrityError(
+            f"the archive gave no SHA-256 for {drs.accession}, so its download "
+            "could not be verified",
+            "Nothing was downloaded; report it to GHGA, or pass --allow-unverified "
+            "to take it unverified",
+        )
+    logger.warning("%s: the archive gave no SHA-256; not verified", drs.accession)
+
+
 def _verify(drs: DrsObject, actual: str) -> None:
     if drs.sha256 is None:
-        logger.warning("%s: the archive gave no SHA-256; not verified", drs.accession)
-        return
+        return  # allowed by _require_checksum; the result says "not verified"
     if actual != drs.sha256:
         raise IntegrityError(
             f"SHA-256 mismatch for {drs.accession}: expected {drs.sha256}, "

@@ -33,6 +33,7 @@ Design notes:
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from snakemake_ghga.errors import (
     AuthError,
     DecryptionError,
     GhgaError,
+    IntegrityError,
     NotFoundError,
     PartFailedError,
 )
@@ -328,8 +330,10 @@ class TransferEngine:
             raise _Retryable(f"{type(err).__name__} on {what}") from err
         if response.status != 200:
             raise _classify(response.status, response, what)
-        etag = response.headers.get("ETag", "").strip('"')
-        if etag and etag != part.md5:
+        etag = response.headers.get("ETag")
+        if etag is None:  # without it, nothing shows the storage got our bytes
+            raise _Fatal(f"{what}: answered without an ETag, the part is unchecked")
+        if etag.strip('"') != part.md5:
             raise _Retryable(f"ETag {etag} differs from the part MD5 {part.md5}")
 
     # -- download -------------------------------------------------------------
@@ -342,12 +346,17 @@ class TransferEngine:
         sink: PartSink,
         cancel: threading.Event,
         on_bytes: ProgressCallback,
+        object_size: int,
     ) -> None:
-        """GET ``part`` of the header-less ciphertext into ``sink``."""
+        """GET ``part`` of the header-less ciphertext into ``sink``.
+
+        ``object_size`` is the size the archive gave; an answer that shows
+        another size ends the file with ``IntegrityError``.
+        """
         done = [0]
 
         def attempt(url: str) -> None:
-            self._get(url, part, done, sink, cancel, on_bytes)
+            self._get(url, part, done, sink, cancel, on_bytes, object_size)
 
         self._run_attempts(label, part, urls, cancel, attempt)
 
@@ -366,6 +375,7 @@ class TransferEngine:
         sink: PartSink,
         cancel: threading.Event,
         on_bytes: ProgressCallback,
+        object_size: int,
     ) -> None:
         start, end = part.offset + done[0], part.end - 1
         what = f"GET {redact_url(url)} bytes {start}-{end}"
@@ -380,7 +390,7 @@ class TransferEngine:
         except HTTPError as err:
             raise _Retryable(f"{type(err).__name__} on {what}") from err
         try:
-            _check_range_response(response, start, end, what)
+            _check_range_response(response, start, end, object_size, what)
             self._stream(response, part, done, sink, cancel, on_bytes, what)
         finally:
             response.release_conn()
@@ -438,16 +448,96 @@ def _store(
         on_bytes(len(segment))
 
 
-def _check_range_response(response: Any, start: int, end: int, what: str) -> None:
-    if response.status != 206:
+def _check_range_response(
+    response: Any, start: int, end: int, object_size: int, what: str
+) -> None:
+    """Accept only the bytes asked for, from an object of the expected size.
+
+    A segment put at the wrong offset would pass its MAC (Crypt4GH nonces are
+    random, with no associated data), so the Content-Range of every 206 must
+    name exactly the range asked for. A 200 is fine where the range was the
+    whole object, as HTTP allows.
+
+    Raises:
+        IntegrityError: the object store holds another size than the archive said.
+    """
+    try:
+        _check_answer(response, start, end, object_size, what)
+    except BaseException:
         response.drain_conn()
-        if response.status == 200:
-            raise _Fatal(f"{what}: HTTP 200 instead of 206, the Range was ignored")
-        raise _classify(response.status, response, what)
-    length = response.headers.get("Content-Length")
-    if length is not None and int(length) != end - start + 1:
-        response.drain_conn()
+        raise
+
+
+def _check_answer(
+    response: Any, start: int, end: int, object_size: int, what: str
+) -> None:
+    status, headers = response.status, response.headers
+    whole = start == 0 and end == object_size - 1
+    if status == 206:
+        first, last, total = _content_range(headers.get("Content-Range"), what)
+        _check_total(total, object_size)
+        if (first, last) != (start, end):
+            raise _Retryable(f"{what}: answered with bytes {first}-{last}")
+    elif status == 200 and whole:
+        _check_total(_content_length(headers, what), object_size)
+    elif status == 200:
+        raise _Fatal(f"{what}: HTTP 200 instead of 206, the Range was ignored")
+    elif status == 416:  # every range we ask for lies within the archive's size
+        _check_total(_unsatisfied_total(headers.get("Content-Range")), object_size)
+        raise _size_mismatch("fewer", object_size)
+    else:
+        raise _classify(status, response, what)
+    length = _content_length(headers, what)
+    if length is not None and length != end - start + 1:
         raise _Retryable(f"{what}: Content-Length {length}, expected {end - start + 1}")
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+def _content_range(value: str | None, what: str) -> tuple[int, int, int]:
+    """(first, last, total) of a ``Content-Range: bytes a-b/N``."""
+    found = _CONTENT_RANGE.fullmatch(value.strip()) if value else None
+    if found is None:
+        raise _Retryable(f"{what}: a 206 with Content-Range {value!r}")
+    first, last, total = (int(group) for group in found.groups())
+    return first, last, total
+
+
+def _unsatisfied_total(value: str | None) -> int | None:
+    """The N of a 416's ``Content-Range: bytes */N``, None if absent."""
+    found = re.fullmatch(r"bytes \*/(\d+)", value.strip()) if value else None
+    return int(found.group(1)) if found else None
+
+
+def _content_length(headers: Any, what: str) -> int | None:
+    """The Content-Length (repeats must agree), None if absent.
+
+    Raises:
+        _Retryable: the header is no byte count.
+    """
+    joined = ",".join(headers.getlist("Content-Length"))
+    values = {value.strip() for value in joined.split(",")} - {""}
+    if not values:
+        return None
+    value = values.pop() if len(values) == 1 else ""
+    if not (value.isascii() and value.isdigit()):
+        raise _Retryable(f"{what}: malformed Content-Length {joined!r}")
+    return int(value)
+
+
+def _check_total(total: int | None, object_size: int) -> None:
+    """Fail the file if the object store's object is not ``object_size`` bytes."""
+    if total is not None and total != object_size:
+        raise _size_mismatch(str(total), object_size)
+
+
+def _size_mismatch(held: str, object_size: int) -> IntegrityError:
+    return IntegrityError(
+        f"the object store holds {held} bytes of ciphertext, the archive said "
+        f"{object_size}",
+        "The download was discarded; report it to GHGA",
+    )
 
 
 def _read_fully(response: Any, view: memoryview, what: str) -> int:

@@ -151,6 +151,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="write ACCESSION.ext.c4gh instead of plaintext",
     )
+    down.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="also download files the archive gives no SHA-256 for "
+        "(reported as not verified)",
+    )
     _add_shared(down)
     down.set_defaults(handler=run_download)
     ls = subparsers.add_parser("ls", help="list the uploads in your box")
@@ -192,6 +198,7 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         max_workers=args.max_workers,
         max_files_in_flight=args.max_files,
         tmp_dir=args.tmp_dir,
+        allow_unverified=getattr(args, "allow_unverified", False),
     )
 
 
@@ -421,9 +428,10 @@ class _ResultLines(Generic[_Result]):
 
 def _download_line(result: DownloadResult) -> str:
     if result.status == "downloaded":
+        checked = "SHA-256 verified" if result.sha256 else "NOT verified: no SHA-256"
         return (
             f"{result.accession} has been successfully downloaded to "
-            f"{result.path} ({result.plain_size} bytes, SHA-256 verified)"
+            f"{result.path} ({result.plain_size} bytes, {checked})"
         )
     return f"{result.status} {result.accession}: {result.error}"
 

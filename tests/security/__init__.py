@@ -1,0 +1,1 @@
+"""Security tests: a hostile or broken server, local users, the network."""

@@ -349,7 +349,7 @@ def test_drs_object_staging_then_ready(
                 "json": {
                     "id": "GHGAF1",
                     "size": 100,
-                    "checksums": [{"type": "sha-256", "checksum": "ab"}],
+                    "checksums": [{"type": "sha-256", "checksum": "ab" * 32}],
                     "access_methods": [
                         {"type": "s3", "access_url": {"url": "http://s3/x?sig=1"}}
                     ],
@@ -360,7 +360,7 @@ def test_drs_object_staging_then_ready(
     assert api.drs_object("GHGAF1") == Staging("GHGAF1", 7.0)
     drs = api.drs_object("GHGAF1")
     assert not isinstance(drs, Staging)
-    assert (drs.size, drs.sha256, drs.max_age_s) == (100, "ab", 10.0)
+    assert (drs.size, drs.sha256, drs.max_age_s) == (100, "ab" * 32, 10.0)
     assert "sig=1" not in repr(drs)
     download_wots = _count(mock, "POST", "files/GHGAF1/work-order-tokens")
     assert download_wots == 1  # one WOT serves both DRS calls

@@ -6,6 +6,7 @@ import pytest
 
 from snakemake_ghga.api_models import (
     decode_envelope,
+    download_file_name,
     error_for,
     parse_drs_object,
     parse_well_known,
@@ -14,6 +15,7 @@ from snakemake_ghga.api_models import (
 from snakemake_ghga.errors import ApiError
 
 S3 = {"type": "s3", "access_url": {"url": "http://s3/x?sig=1"}}
+SHA = "ab" * 32
 VALUES = {
     "wps_api_url": "http://wps",
     "ucs_api_url": "http://ucs",
@@ -33,7 +35,7 @@ def _drs(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": "GHGAF1",
         "size": 100,
-        "checksums": [{"type": "sha-256", "checksum": "ab"}],
+        "checksums": [{"type": "sha-256", "checksum": SHA}],
         "access_methods": [S3],
     }
     body.update(changes)
@@ -47,7 +49,7 @@ def test_drs_object_takes_first_s3_url_and_sha256() -> None:
 
     assert (drs.size, drs.sha256, drs.url, drs.max_age_s) == (
         100,
-        "ab",
+        SHA,
         "http://s3/x?sig=1",
         10.0,
     )
@@ -62,7 +64,8 @@ def test_drs_object_without_checksums_has_no_sha256() -> None:
     [
         ([_drs()], "field 'size' missing or not int"),
         (_drs(size=True), "field 'size' missing or not int"),
-        (_drs(size=-1), "field 'size' is not a byte count"),
+        (_drs(size=-1), "field 'size' (-1) is not a plausible byte count"),
+        (_drs(size=2**64), f"field 'size' ({2**64}) is not a plausible byte count"),
         (_drs(access_methods=None), "field 'access_methods' missing or not list"),
         (_drs(access_methods=S3), "field 'access_methods' missing or not list"),
         (_drs(access_methods=[{"type": "s3"}]), "field 'access_url' missing"),
@@ -72,6 +75,14 @@ def test_drs_object_without_checksums_has_no_sha256() -> None:
         (_drs(checksums={"type": "sha-256"}), "field 'checksums' is not a list"),
         (_drs(checksums=["ab"]), "an entry of 'checksums' is not an object"),
         (_drs(checksums=[{"type": "sha-256", "checksum": 5}]), "field 'checksum'"),
+        (
+            _drs(checksums=[{"type": "sha-256", "checksum": "ab"}]),
+            "the SHA-256 'ab' is not 64 hex digits",
+        ),
+        (
+            _drs(checksums=[{"type": "sha-256", "checksum": "g" * 64}]),
+            "is not 64 hex digits",
+        ),
     ],
 )
 def test_malformed_drs_object_is_api_error(body: Any, problem: str) -> None:
@@ -79,6 +90,56 @@ def test_malformed_drs_object_is_api_error(body: Any, problem: str) -> None:
         parse_drs_object("GHGAF1", body, None)
 
     assert_unexpected(info.value, "DRS object GHGAF1", problem)
+
+
+def test_drs_object_sha256_is_lowercased() -> None:
+    body = _drs(checksums=[{"type": "sha-256", "checksum": SHA.upper()}])
+
+    assert parse_drs_object("GHGAF1", body, None).sha256 == SHA
+
+
+@pytest.mark.parametrize(
+    ("accession", "extension"),
+    [
+        ("GHGAF00000000000001", ".bam"),
+        ("GHGAF1", ""),
+        ("GHGAF1", ".fastq.gz"),
+        ("EGAF_1-2.v3", ".tar-x_y"),
+    ],
+)
+def test_download_file_name_of_plain_names(accession: str, extension: str) -> None:
+    assert download_file_name(accession, extension) == accession + extension
+
+
+@pytest.mark.parametrize(
+    ("accession", "extension", "named"),
+    [
+        ("../escaped", ".txt", "the accession '../escaped'"),
+        ("/tmp/abs", ".txt", "the accession '/tmp/abs'"),
+        ("a/b", "", "the accession 'a/b'"),
+        ("..", "", "the accession '..'"),
+        (".hidden", "", "the accession '.hidden'"),
+        ("", ".bam", "the accession ''"),
+        ("GHGAF1\x1b[2J", "", "the accession 'GHGAF1\\x1b[2J'"),
+        ("GHGAF1\n", "", "the accession 'GHGAF1\\n'"),
+        ("G" * 200, "", "the accession 'GGGG"),
+        ("GHGAF1", "/../../escaped.txt", "the file extension '/../../escaped.txt'"),
+        ("GHGAF1", ".txt/..", "the file extension '.txt/..'"),
+        ("GHGAF1", "bam", "the file extension 'bam'"),
+        ("GHGAF1", ".a.b.c.d.e", "the file extension '.a.b.c.d.e'"),
+        ("GHGAF1", ".b\u00e4m", "the file extension '.b\\xe4m'"),
+    ],
+)
+def test_download_file_name_refuses_paths_and_odd_names(
+    accession: str, extension: str, named: str
+) -> None:
+    with pytest.raises(ApiError) as info:
+        download_file_name(accession, extension)
+
+    message = str(info.value)
+    assert message.startswith(f"the work package lists {named}")
+    assert "not a plain file name" in message
+    assert message.isprintable() and len(message) < 250
 
 
 def test_drs_object_without_s3_method_names_it() -> None:

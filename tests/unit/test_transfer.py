@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from snakemake_ghga.config import TransferConfig
@@ -19,6 +20,7 @@ from snakemake_ghga.errors import (
     ApiError,
     AuthError,
     DecryptionError,
+    IntegrityError,
     PartFailedError,
 )
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
@@ -40,7 +42,7 @@ class FakeResponse:
         cut_after: int | None = None,
     ) -> None:
         self.status = status
-        self.headers = headers or {}
+        self.headers = HTTPHeaderDict(headers or {})
         self._body = io.BytesIO(body)
         self._cut_after = cut_after
 
@@ -195,7 +197,7 @@ def test_put_part_403_refreshes_url_and_503_honours_retry_after(
             FakeResponse(403),
             FakeResponse(503, headers={"Retry-After": "3"}),
             ProtocolError("reset"),
-            FakeResponse(200),
+            FakeResponse(200, headers={"ETag": part.md5}),
         ]
     )
     _engine(pool, sleeps).put_part(
@@ -228,6 +230,18 @@ def test_put_part_exhausted_names_part_range_attempts_cause(
     )
     assert "HTTP 500" in message
     assert "secret" not in message  # the presigned query is redacted
+
+
+def test_put_part_without_etag_fails_unchecked(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    fd, data = temp_file
+    pool = FakePool([FakeResponse(200)])
+    with pytest.raises(PartFailedError, match="without an ETag") as info:
+        _engine(pool, sleeps).put_part(
+            "u", fd, _upload_part(data), Urls(), threading.Event(), lambda _: None
+        )
+    assert "after 1 attempt" in str(info.value)
 
 
 def test_put_part_fatal_status_is_not_retried(
@@ -274,7 +288,13 @@ def test_get_part_url_refresh_api_error_is_retried(sleeps: list[float]) -> None:
     urls = FailingUrls(1, ApiError("file GHGAF1 is being staged again"))
     sink = Sink(len(body))
     _engine(FakePool([_ranged(body)]), sleeps).get_part(
-        "d", Part(1, 0, len(body)), urls, sink, threading.Event(), lambda _: None
+        "d",
+        Part(1, 0, len(body)),
+        urls,
+        sink,
+        threading.Event(),
+        lambda _: None,
+        len(body),
     )
     assert bytes(sink.data) == body
     assert len(sleeps) == 1
@@ -295,19 +315,33 @@ def test_get_part_url_refresh_failing_is_a_part_failure(
             Sink(CIPHER_SEGMENT_SIZE),
             threading.Event(),
             lambda _: None,
+            CIPHER_SEGMENT_SIZE,
         )
     assert f"no URL for the part: {error}" in str(info.value)
 
 
-def _ranged(body: bytes, cut_after: int | None = None) -> Script:
+def _ranged(
+    body: bytes, cut_after: int | None = None, shift: int = 0, total: int | None = None
+) -> Script:
+    """Answer a ranged GET from ``body`` as S3 does (or ``shift`` bytes off)."""
+
     def answer(
         method: str, url: str, headers: dict[str, str], data: bytes
     ) -> FakeResponse:
         start, end = (
-            int(x) for x in headers["Range"].removeprefix("bytes=").split("-")
+            int(x) + shift for x in headers["Range"].removeprefix("bytes=").split("-")
         )
         chunk = body[start : end + 1]
-        return FakeResponse(206, chunk, {"Content-Length": str(len(chunk))}, cut_after)
+        size = len(body) if total is None else total
+        return FakeResponse(
+            206,
+            chunk,
+            {
+                "Content-Length": str(len(chunk)),
+                "Content-Range": f"bytes {start}-{end}/{size}",
+            },
+            cut_after,
+        )
 
     return answer
 
@@ -320,7 +354,7 @@ def test_get_part_reset_mid_body_resumes_at_next_segment(sleeps: list[float]) ->
     )
     sink = Sink(len(body))
     _engine(pool, sleeps).get_part(
-        "download", part, Urls(), sink, threading.Event(), lambda _: None
+        "download", part, Urls(), sink, threading.Event(), lambda _: None, len(body)
     )
     assert bytes(sink.data) == body
     assert (
@@ -335,14 +369,21 @@ def test_get_part_wrong_status_or_length_is_retried(sleeps: list[float]) -> None
     part = Part(1, 0, len(body))
     pool = FakePool(
         [
-            FakeResponse(206, body[:10], {"Content-Length": "10"}),
+            FakeResponse(
+                206,
+                body[:10],
+                {
+                    "Content-Length": "10",
+                    "Content-Range": f"bytes 0-{len(body) - 1}/{len(body)}",
+                },
+            ),
             ReadTimeoutError(None, "http://s3.test", "read timed out"),  # type: ignore[arg-type]
             _ranged(body),
         ]
     )
     sink = Sink(len(body))
     _engine(pool, sleeps).get_part(
-        "d", part, Urls(), sink, threading.Event(), lambda _: None
+        "d", part, Urls(), sink, threading.Event(), lambda _: None, len(body)
     )
     assert bytes(sink.data) == body
     assert len(pool.requests) == 3
@@ -356,7 +397,13 @@ def _sleeps_for_retry_after(status: int, retry_after: str) -> list[float]:
     )
     sink, sleeps = Sink(len(body)), []
     _engine(pool, sleeps).get_part(
-        "d", Part(1, 0, len(body)), Urls(), sink, threading.Event(), lambda _: None
+        "d",
+        Part(1, 0, len(body)),
+        Urls(),
+        sink,
+        threading.Event(),
+        lambda _: None,
+        len(body),
     )
     assert bytes(sink.data) == body
     return sleeps
@@ -380,15 +427,136 @@ def test_get_part_retry_after_http_date_waits_until_then(status: int) -> None:
     assert 28 < slept <= 30
 
 
-def test_get_part_full_body_200_is_fatal(sleeps: list[float]) -> None:
-    body = os.urandom(CIPHER_SEGMENT_SIZE)
-    pool = FakePool([FakeResponse(200, body)])
+def test_get_part_full_body_200_for_part_of_the_object_is_fatal(
+    sleeps: list[float],
+) -> None:
+    body = os.urandom(2 * CIPHER_SEGMENT_SIZE)
+    pool = FakePool([FakeResponse(200, body, {"Content-Length": str(len(body))})])
     sink = Sink(len(body))
     with pytest.raises(PartFailedError, match="Range was ignored"):
-        _engine(pool, sleeps).get_part(
-            "d", Part(1, 0, len(body)), Urls(), sink, threading.Event(), lambda _: None
-        )
+        _get(_engine(pool, sleeps), Part(1, 0, CIPHER_SEGMENT_SIZE), sink, len(body))
     assert sink.writes == []
+
+
+def _get(engine: TransferEngine, part: Part, sink: Sink, object_size: int) -> None:
+    engine.get_part(
+        "download of GHGAF1",
+        part,
+        Urls(),
+        sink,
+        threading.Event(),
+        lambda _: None,
+        object_size,
+    )
+
+
+@pytest.mark.parametrize("length", [True, False])
+def test_get_part_200_for_the_whole_object_is_taken(
+    sleeps: list[float], length: bool
+) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE + 100)
+    headers = {"Content-Length": str(len(body))} if length else {}
+    pool = FakePool([FakeResponse(200, body, headers)])
+    sink = Sink(len(body))
+    _get(_engine(pool, sleeps), Part(1, 0, len(body)), sink, len(body))
+    assert bytes(sink.data) == body
+    assert len(pool.requests) == 1
+
+
+def test_get_part_200_with_more_than_the_archive_said_fails_the_file(
+    sleeps: list[float],
+) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE + 100)
+    pool = FakePool([FakeResponse(200, body, {"Content-Length": str(len(body))})])
+    sink = Sink(len(body))
+    with pytest.raises(IntegrityError, match=f"holds {len(body)} bytes"):
+        _get(_engine(pool, sleeps), Part(1, 0, 100), sink, 100)
+    assert sink.writes == []
+
+
+def test_get_part_misplaced_range_is_not_stored_and_fetched_again(
+    sleeps: list[float],
+) -> None:
+    # whole segments from the wrong offset pass their MAC: only the
+    # Content-Range shows them
+    body = os.urandom(4 * CIPHER_SEGMENT_SIZE)
+    part = Part(2, 2 * CIPHER_SEGMENT_SIZE, 2 * CIPHER_SEGMENT_SIZE)
+    pool = FakePool([_ranged(body, shift=-CIPHER_SEGMENT_SIZE), _ranged(body)])
+    sink = Sink(len(body))
+    _get(_engine(pool, sleeps), part, sink, len(body))
+    assert sink.writes == [(part.offset, part.size)]
+    assert bytes(sink.data[part.offset :]) == body[part.offset :]
+    assert len(pool.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "content_range", [None, "bytes 0-9", "bytes */100", "items 0-9/10", "0-9/10"]
+)
+def test_get_part_206_without_a_valid_content_range_is_retried(
+    sleeps: list[float], content_range: str | None
+) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE)
+    headers = {"Content-Range": content_range} if content_range else {}
+    pool = FakePool([FakeResponse(206, body, headers)] * 3)
+    sink = Sink(len(body))
+    with pytest.raises(PartFailedError, match="Content-Range"):
+        _get(_engine(pool, sleeps, attempts=3), Part(1, 0, len(body)), sink, len(body))
+    assert sink.writes == []
+
+
+def test_get_part_object_of_another_size_fails_the_file_at_once(
+    sleeps: list[float],
+) -> None:
+    # the DRS size is short: the object store's Content-Range shows the truth
+    body = os.urandom(3 * CIPHER_SEGMENT_SIZE)
+    pool = FakePool([_ranged(body)] * 3)
+    sink = Sink(len(body))
+    short = 2 * CIPHER_SEGMENT_SIZE
+    with pytest.raises(IntegrityError) as info:
+        _get(_engine(pool, sleeps), Part(1, 0, short), sink, short)
+    assert str(info.value).startswith(
+        f"the object store holds {len(body)} bytes of ciphertext, "
+        f"the archive said {short}"
+    )
+    assert (len(pool.requests), sink.writes) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("headers", "held"), [({"Content-Range": "bytes */1000"}, "1000"), ({}, "fewer")]
+)
+def test_get_part_416_fails_the_file(
+    sleeps: list[float], headers: dict[str, str], held: str
+) -> None:
+    # the DRS size is too long: the range lies beyond the object
+    pool = FakePool([FakeResponse(416, headers=headers)])
+    with pytest.raises(IntegrityError, match=f"holds {held} bytes of ciphertext"):
+        _get(_engine(pool, sleeps), Part(1, 0, 5000), Sink(5000), 5000)
+    assert len(pool.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("length", "taken"),
+    [("{n}, {n}", True), ("{n},{n}", True), ("{n}, 7", False), ("x", False)],
+)
+def test_get_part_content_length_repeats_must_agree(
+    sleeps: list[float], length: str, taken: bool
+) -> None:
+    body = os.urandom(CIPHER_SEGMENT_SIZE)
+    n = len(body)
+    headers = {
+        "Content-Length": length.format(n=n),
+        "Content-Range": f"bytes 0-{n - 1}/{n}",
+    }
+    pool = FakePool([FakeResponse(206, body, headers)] * 2)
+    sink = Sink(n)
+    engine = _engine(pool, sleeps, attempts=2)
+    if taken:
+        _get(engine, Part(1, 0, n), sink, n)
+        assert bytes(sink.data) == body
+    else:
+        with pytest.raises(PartFailedError, match="malformed Content-Length"):
+            _get(engine, Part(1, 0, n), sink, n)
+        assert sink.writes == []
 
 
 class CheckingSink(Sink):
@@ -423,7 +591,7 @@ def test_get_part_corrupt_segment_is_fetched_again_from_that_segment(
     sink = CheckingSink(body)
     moved: list[int] = []
     _engine(pool, sleeps).get_part(
-        "download of X", part, Urls(), sink, threading.Event(), moved.append
+        "download of X", part, Urls(), sink, threading.Event(), moved.append, len(body)
     )
     assert bytes(sink.data) == body
     assert len(pool.requests) == 2
@@ -441,7 +609,13 @@ def test_get_part_persistently_corrupt_is_a_decryption_error(
     sink = CheckingSink(body)
     with pytest.raises(DecryptionError) as caught:
         _engine(pool, sleeps, attempts=6).get_part(
-            "download of GHGAF1", part, Urls(), sink, threading.Event(), lambda _: None
+            "download of GHGAF1",
+            part,
+            Urls(),
+            sink,
+            threading.Event(),
+            lambda _: None,
+            len(body),
         )
     message = str(caught.value)
     assert "download of GHGAF1: part 2" in message
@@ -465,7 +639,7 @@ def test_get_part_stops_mid_body_when_its_file_is_cancelled(
     sink = CancellingSink(len(body))
     with pytest.raises(Cancelled):
         _engine(FakePool([_ranged(body)]), sleeps).get_part(
-            "d", Part(1, 0, len(body)), Urls(), sink, cancel, lambda _: None
+            "d", Part(1, 0, len(body)), Urls(), sink, cancel, lambda _: None, len(body)
         )
     assert len(sink.writes) == 1
 
