@@ -166,7 +166,7 @@ def parse_json(content: str | bytes, what: str) -> Any:
         return None
     try:
         return json.loads(content)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deep
         raise _unexpected(what, "not JSON") from err
 
 
@@ -340,7 +340,7 @@ def jwt_claims(token: str) -> dict[str, Any]:
     payload = pieces[1] + "=" * (-len(pieces[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}
 
@@ -396,7 +396,7 @@ _KNOWN_ERRORS: dict[str, tuple[str, str]] = {
 def _body_fields(text: str) -> tuple[str | None, str | None]:
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, None
     if not isinstance(body, dict):
         return None, None

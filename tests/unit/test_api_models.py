@@ -1,5 +1,6 @@
 """Parsing of GHGA response bodies: malformed shapes become a clear ApiError."""
 
+import base64
 from typing import Any
 
 import pytest
@@ -8,7 +9,9 @@ from snakemake_ghga.api_models import (
     decode_envelope,
     download_file_name,
     error_for,
+    jwt_claims,
     parse_drs_object,
+    parse_json,
     parse_well_known,
     parse_work_package,
 )
@@ -208,6 +211,19 @@ def test_malformed_envelope_is_api_error(text: str, problem: str) -> None:
     assert_unexpected(info.value, "the envelope of GHGAF1", problem)
 
 
+def test_json_nested_too_deep_is_api_error() -> None:
+    with pytest.raises(ApiError) as info:
+        parse_json("[" * 100_000, "work package W1")
+
+    assert_unexpected(info.value, "work package W1", "not JSON")
+
+
+def test_jwt_nested_too_deep_has_no_claims() -> None:
+    payload = base64.urlsafe_b64encode(b"[" * 100_000).decode().rstrip("=")
+
+    assert jwt_claims(f"e30.{payload}.sig") == {}
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -215,6 +231,7 @@ def test_malformed_envelope_is_api_error(text: str, problem: str) -> None:
         '{"exception_id": 7, "detail": "d"}',
         '["boxNotFound"]',
         "<html>busy</html>",
+        "[" * 100_000,  # nested too deep for the json module
     ],
 )
 def test_error_body_of_odd_shape_maps_by_status(text: str) -> None:
