@@ -261,11 +261,13 @@ class GhgaApi:
         fub = self.work_package().require_upload()[1]
         return f"{self.well_known().ucs_url}/boxes/{fub}/uploads{path}"
 
-    def list_uploads(self) -> list[models.FileUpload]:
-        """Return every upload in the box (all pages)."""
+    def list_uploads(self, *, with_checksums: bool = False) -> list[models.FileUpload]:
+        """Return every upload in the box (all pages), with checksums if asked."""
         items: list[models.FileUpload] = []
         while True:
-            params = {"skip": len(items), "limit": _LISTING_PAGE}
+            params: dict[str, int | str] = {"skip": len(items), "limit": _LISTING_PAGE}
+            if with_checksums:
+                params["with_checksums"] = "true"
             response = self._with_wot(
                 ("view", None, None),
                 "GET",

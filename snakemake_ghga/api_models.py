@@ -112,6 +112,7 @@ class FileUpload:
     state: str
     decrypted_size: int
     encrypted_size: int
+    decrypted_sha256: str | None = None  # only in a listing ``with_checksums``
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,7 @@ def _parse_file_upload(item: Any, what: str) -> FileUpload:
         _require_field(item, "state", str, what),
         _require_field(item, "decrypted_size", int, what),
         _require_field(item, "encrypted_size", int, what),
+        _optional_string(item, "decrypted_sha256", what),
     )
 
 

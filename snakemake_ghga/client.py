@@ -7,6 +7,7 @@ and a small pool of file threads (``max_files_in_flight``) that start files
 while others are still moving, so many small files do not go one by one.
 """
 
+import hashlib
 import logging
 import threading
 import time
@@ -147,15 +148,53 @@ class GhgaClient:
     # -- upload ---------------------------------------------------------------
 
     def upload_file(
-        self, path: Path, alias: str, *, overwrite: bool = False
+        self,
+        path: Path,
+        alias: str,
+        *,
+        overwrite: bool = False,
+        replace_unfinished: bool = False,
     ) -> UploadResult:
         """Upload one file (skipped if the alias is in the box, unless overwrite).
+
+        ``replace_unfinished``: replace an unfinished upload of the alias that
+        has no resume state here (e.g. left by a job that died on another node)
+        instead of refusing it.
 
         Raises:
             GhgaError: the upload failed.
         """
         uploader = self._uploader()
-        return self._upload_one(uploader, Path(path), alias, overwrite, catch=False)
+        return self._upload_one(
+            uploader,
+            Path(path),
+            alias,
+            overwrite,
+            catch=False,
+            replace=replace_unfinished,
+        )
+
+    def holds_same(self, path: Path, alias: str) -> bool:
+        """Return True if the box holds a finished upload of ``alias`` whose
+        decrypted size and SHA-256 equal those of the local file ``path``.
+
+        One listing with checksums; the file is hashed only if the sizes match.
+        """
+        finished = [
+            u
+            for u in self.api.list_uploads(with_checksums=True)
+            if u.alias == alias and u.state in LIVE_STATES and u.state != "init"
+        ]
+        if not finished or not Path(path).is_file():
+            return False
+        entry = finished[-1]
+        if entry.decrypted_sha256 is None:
+            return False
+        if entry.decrypted_size != Path(path).stat().st_size:
+            return False
+        with Path(path).open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        return digest == entry.decrypted_sha256
 
     def upload(
         self,
@@ -212,11 +251,14 @@ class GhgaClient:
         alias: str,
         overwrite: bool,
         catch: bool = True,
+        replace: bool = False,
     ) -> UploadResult:
         progress = self._ctx.progress
         try:
             with self._upload_slots:
-                result = uploader.upload(path, alias, overwrite=overwrite)
+                result = uploader.upload(
+                    path, alias, overwrite=overwrite, replace_unfinished=replace
+                )
         except GhgaError as err:
             message = redact_text(str(err))
             progress.file_finished(alias, False, message)

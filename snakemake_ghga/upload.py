@@ -127,8 +127,18 @@ class FileUploader:
         self._ctx = ctx
         self._existing = existing
 
-    def upload(self, path: Path, alias: str, *, overwrite: bool) -> UploadResult:
+    def upload(
+        self,
+        path: Path,
+        alias: str,
+        *,
+        overwrite: bool,
+        replace_unfinished: bool = False,
+    ) -> UploadResult:
         """Upload ``path`` as ``alias``; skip it if the box has it already.
+
+        ``replace_unfinished``: treat an unfinished upload of the alias without
+        local resume state as ours (replace it) instead of refusing it.
 
         Raises:
             GhgaError: the file could not be uploaded (see the failure policy).
@@ -141,6 +151,7 @@ class FileUploader:
         if plan is not None:
             return self._run(path, plan)
         known = self._existing.get(alias)
+        orphan = orphan or replace_unfinished
         decision = decide(alias, known, overwrite=overwrite, ours=orphan)
         if decision.action == "refuse":
             raise UnfinishedUploadError(decision.reason, _UNFINISHED_HINT)

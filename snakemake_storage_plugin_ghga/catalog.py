@@ -14,10 +14,20 @@ listing per provider instead of one request per file:
 - the upload box listing: fetched once, then kept current by our own uploads and
   removals, so `exists()` right after a store answers from the upload state.
 
+Stores are idempotent, because Snakemake stores one output several times
+(inside the job, in the job step and again in the main process, with a shared
+file system): an alias already in the box with the local file's decrypted size
+and SHA-256 counts as stored, and nothing is sent. Removals spare such an
+upload too: Snakemake removes the outputs of a failed job "since they might be
+corrupted", and an upload equal to the local file is not.
+
+An unfinished upload of the alias (state `init`) without resume state here is
+replaced: in a workflow only one job writes an output, so it was left by an
+attempt that died (on a cluster, maybe on another node whose resume state is
+out of reach); refusing it would block the alias until someone removes it.
+
 Every `GhgaError` becomes a `WorkflowError` carrying the engine's message
-(`messages.workflow_errors`), except an upload refused because its alias is
-stuck unfinished in the box (`UnfinishedUploadError`): that gets the plugin's own
-remedy.
+(`messages.workflow_errors`).
 """
 
 import logging
@@ -29,7 +39,6 @@ from typing import Protocol
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_ghga.errors import UnfinishedUploadError
 from snakemake_storage_plugin_ghga.messages import workflow_errors
 
 __all__ = [
@@ -93,7 +102,10 @@ class TransferClient(Protocol):
     def describe_download(self, accession: str) -> DownloadDetails: ...
     def download_file(self, accession: str, destination: Path) -> TransferOutcome: ...
     def list_uploads(self) -> Sequence[UploadListing]: ...
-    def upload_file(self, path: Path, alias: str) -> UploadOutcome: ...
+    def upload_file(
+        self, path: Path, alias: str, *, replace_unfinished: bool = ...
+    ) -> UploadOutcome: ...
+    def holds_same(self, path: Path, alias: str) -> bool: ...
     def remove(self, alias: str) -> None: ...
     def close(self, wait: bool = True) -> None: ...
 
@@ -202,30 +214,46 @@ class RemoteCatalog:
             return self._uploads
 
     def upload(self, path: Path, alias: str) -> None:
-        """Encrypt and upload one file; afterwards the catalog lists it."""
+        """Encrypt and upload one file; afterwards the catalog lists it.
+
+        Succeeds without sending anything if the box already holds the same
+        content under the alias (see the module docstring).
+        """
         client = self.client("upload")
         with workflow_errors():
-            try:
-                result = client.upload_file(path, alias)
-            except UnfinishedUploadError as err:
-                raise WorkflowError(_blocked_message(path, alias)) from err
+            result = client.upload_file(path, alias, replace_unfinished=True)
+            if result.status == "skipped" and client.holds_same(path, alias):
+                logger.info("%s is already in the upload box; nothing sent", alias)
+                self._remember(alias, result)
+                return
         _raise_unless_done(
             result,
             f"upload of {path} as {alias!r}",
             f"delete that upload (`ghga-transfer rm {alias}` with the same upload "
             "token) or choose another alias, then run again",
         )
+        self._remember(alias, result)
+
+    def _remember(self, alias: str, result: UploadOutcome) -> None:
         entry = UploadEntry(result.plain_size, result.plain_sha256)
         with self._lock:
             self.uploads()[alias] = entry
 
-    def remove_upload(self, alias: str) -> None:
-        """Delete an upload from the box; afterwards the catalog no longer lists it."""
+    def remove_upload(self, alias: str, local_copy: Path | None = None) -> bool:
+        """Delete an upload from the box, unless it equals ``local_copy``.
+
+        Returns:
+            True if deleted; False if kept because it holds the local file's
+            content (see the module docstring).
+        """
         client = self.client("upload")
         with workflow_errors():
+            if local_copy is not None and client.holds_same(local_copy, alias):
+                return False
             client.remove(alias)
         with self._lock:
             self.uploads().pop(alias, None)
+        return True
 
 
 def _raise_unless_done(outcome: TransferOutcome, what: str, remedy: str) -> None:
@@ -234,23 +262,6 @@ def _raise_unless_done(outcome: TransferOutcome, what: str, remedy: str) -> None
         return
     reason = outcome.error or "no reason given"
     raise WorkflowError(f"{what} was {outcome.status}: {reason}; {remedy}")
-
-
-def _blocked_message(path: Path, alias: str) -> str:
-    """Explain an upload the engine refused because the alias is stuck in `init`.
-
-    The engine resumes an unfinished upload only from its own local state and
-    never replaces another one, which another run may still be writing; its
-    hint then names a `ghga-transfer` option that the plugin does not have.
-    """
-    return (
-        f"the upload of {path} as {alias!r} is blocked: the box holds an "
-        f"unfinished upload of {alias!r} (state init, e.g. left by an "
-        "interrupted run), which the plugin does not replace because another "
-        "run may still be writing it; if none is, delete it with "
-        f"`ghga-transfer rm {alias}` (same upload token) and run the workflow "
-        "again"
-    )
 
 
 def _missing_token_message(direction: str) -> str:

@@ -7,16 +7,21 @@ the setting (option and environment variable) and the fix.
 Imports the public names of `snakemake_ghga` (keys, config, errors) only.
 """
 
+import dataclasses
 import ipaddress
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_ghga.config import (
+    DEFAULT_WKVS_URL,
     MAX_PART_SIZE_BYTES,
     MIN_PART_SIZE_BYTES,
     MiB,
@@ -24,13 +29,30 @@ from snakemake_ghga.config import (
 )
 from snakemake_ghga.errors import GhgaError
 from snakemake_ghga.keys import check_key_pair, load_private_key, load_public_key
+from snakemake_storage_plugin_ghga.environment import (
+    env_name,
+    read_token_file,
+    setting_from_env,
+)
 from snakemake_storage_plugin_ghga.messages import plugin_wording, workflow_errors
 from snakemake_storage_plugin_ghga.settings import StorageProviderSettings
 
-__all__ = ["MAX_WORKERS_LIMIT", "ProviderSetup", "check_settings", "option_name"]
+__all__ = [
+    "DEFAULT_UPLOAD_STATE_DIR",
+    "MAX_WORKERS_LIMIT",
+    "ProviderSetup",
+    "check_settings",
+    "option_name",
+    "with_environment",
+]
 
 MAX_WORKERS_LIMIT = 64
+# Relative to the working directory, which is shared by the nodes of a cluster
+# with a shared file system: a job retried on another node finds the journal.
+DEFAULT_UPLOAD_STATE_DIR = Path(".snakemake", "storage-ghga-uploads")
 _SECRET_FIELDS = ("download_token", "upload_token")
+# Settings that may also come from SNAKEMAKE_STORAGE_GHGA_<NAME> (environment.py).
+_ENV_FIELDS = ("wkvs_url", "my_public_key", "my_private_key", "ghga_public_key")
 _LOOPBACK_HOSTS = {"localhost"}
 
 
@@ -50,49 +72,103 @@ class ProviderSetup:
 def option_name(name: str) -> str:
     """Return how users set a field: the option and, if any, the env variable."""
     option = "--storage-ghga-" + name.replace("_", "-")
-    meta = StorageProviderSettings.__dataclass_fields__[name].metadata
-    if meta.get("env_var"):
-        return f"{option} (or SNAKEMAKE_STORAGE_GHGA_{name.upper()})"
+    if name in _ENV_FIELDS:
+        return f"{option} (or {env_name(name)})"
     return option
 
 
 def check_settings(
-    settings: StorageProviderSettings | None, argv: Sequence[str] | None = None
+    settings: StorageProviderSettings | None,
+    argv: Sequence[str] | None = None,
+    tag: str | None = None,
 ) -> ProviderSetup:
     """Validate settings; load the key pair.
 
     Args:
         settings: the provider's settings (None when nothing was configured).
         argv: the command line to scan for secrets (default: sys.argv).
+        tag: the provider's tag, for tagged `SNAKEMAKE_STORAGE_GHGA_*` values.
 
     Raises:
         WorkflowError: a setting is missing or invalid; the message names it.
     """
-    if settings is None:
-        settings = StorageProviderSettings()
     _refuse_secrets_in_argv(sys.argv if argv is None else argv)
+    settings = with_environment(settings or StorageProviderSettings(), tag)
     wkvs_url = _check_wkvs_url(settings.wkvs_url)
-    _require_a_token(settings)
+    download_token = _token(settings, "download", tag)
+    upload_token = _token(settings, "upload", tag)
+    if not download_token and not upload_token and not _tagged_tokens_only(tag):
+        raise WorkflowError(_NO_TOKEN)
     secret_key, public_key = _load_key_pair(settings)
     return ProviderSetup(
         wkvs_url=wkvs_url,
         my_public_key=public_key,
         my_secret_key=secret_key,
-        download_token=settings.download_token or None,
-        upload_token=settings.upload_token or None,
+        download_token=download_token,
+        upload_token=upload_token,
         ghga_public_key=_load_optional_public(settings.ghga_public_key),
         config=_transfer_config(settings),
     )
 
 
-def _require_a_token(settings: StorageProviderSettings) -> None:
-    if not settings.download_token and not settings.upload_token:
-        raise WorkflowError(
-            "no GHGA work-package token is set: set "
-            "SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN (inputs ghga://<accession>) "
-            "and/or SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN (outputs ghga://upload/…) "
-            "to the token shown by the GHGA Data Portal"
-        )
+def with_environment(
+    settings: StorageProviderSettings, tag: str | None
+) -> StorageProviderSettings:
+    """Fill unset settings from their `SNAKEMAKE_STORAGE_GHGA_*` variables."""
+    changes: dict[str, Any] = {}
+    for name in _ENV_FIELDS:
+        if getattr(settings, name) is not None:
+            continue
+        value = setting_from_env(name, tag)
+        if value is not None and name != "wkvs_url":
+            changes[name] = Path(os.path.expandvars(value)).expanduser()
+        elif value is not None:
+            changes[name] = value
+    if settings.wkvs_url is None and "wkvs_url" not in changes:
+        changes["wkvs_url"] = DEFAULT_WKVS_URL
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+_NO_TOKEN = (
+    "no GHGA work-package token is set: set SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN "
+    "(inputs ghga://<accession>) and/or SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN "
+    "(outputs ghga://upload/…) to the token shown by the GHGA Data Portal, or "
+    "name a token file with --storage-ghga-download-token-file / "
+    "--storage-ghga-upload-token-file"
+)
+
+
+def _tagged_tokens_only(tag: str | None) -> bool:
+    """True for the untagged twin Snakemake registers beside tagged providers.
+
+    Its variables hold only tagged tokens; it is used only if the workflow
+    names `storage.ghga(...)` untagged, and then fails on first use.
+    """
+    return tag is None and any(
+        os.environ.get(env_name(f"{d}_token"), "").strip().startswith("[")
+        for d in ("download", "upload")
+    )
+
+
+def _token(
+    settings: StorageProviderSettings, direction: str, tag: str | None
+) -> str | None:
+    """Return the token: a file's if one is named, else the variable's.
+
+    A value set programmatically (e.g. by the interface's test harness) is
+    used as it is; on the command line it never gets this far.
+    """
+    given: str | None = getattr(settings, f"{direction}_token")
+    if given:
+        return given
+    token_file: Path | None = getattr(settings, f"{direction}_token_file")
+    if token_file is not None:
+        option = option_name(f"{direction}_token_file")
+        try:
+            return read_token_file(Path(token_file), option)
+        except ValueError as err:
+            raise WorkflowError(str(err)) from None
+    return setting_from_env(f"{direction}_token", tag)
 
 
 def _refuse_secrets_in_argv(argv: Sequence[str]) -> None:
@@ -155,14 +231,26 @@ def _required_path(path: Path | None, name: str) -> Path:
             f"{option_name(name)} is not set: point it to your Crypt4GH key file "
             "(create a pair with `crypt4gh-keygen`)"
         )
-    return Path(path)
+    return _existing(Path(path), name)
+
+
+def _existing(path: Path, name: str) -> Path:
+    """Return the path; say which host lacks it (a cluster node may)."""
+    if not os.path.lexists(path):
+        where = path if path.is_absolute() else f"{path} (in {Path.cwd()})"
+        raise WorkflowError(
+            f"{option_name(name)}: {where} does not exist on host "
+            f"{socket.gethostname()}; on a cluster, put the key where every node "
+            "sees it (a shared file system) and give an absolute path"
+        )
+    return path
 
 
 def _load_optional_public(path: Path | None) -> bytes | None:
     if path is None:
         return None
     try:
-        return load_public_key(Path(path))
+        return load_public_key(_existing(Path(path), "ghga_public_key"))
     except GhgaError as err:
         message = plugin_wording(str(err))
         raise WorkflowError(f"{option_name('ghga_public_key')}: {message}") from err
@@ -177,8 +265,12 @@ def _transfer_config(settings: StorageProviderSettings) -> TransferConfig:
         MAX_PART_SIZE_BYTES // MiB,
     )
     workers = _int_in_range(settings.max_workers, "max_workers", 1, MAX_WORKERS_LIMIT)
-    tmp_dir = None if settings.tmp_dir is None else Path(settings.tmp_dir)
-    if tmp_dir is not None and not tmp_dir.is_dir():
+    if settings.tmp_dir is None:
+        tmp_dir = Path.cwd() / DEFAULT_UPLOAD_STATE_DIR
+        tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:
+        tmp_dir = Path(settings.tmp_dir)
+    if not tmp_dir.is_dir():
         raise WorkflowError(
             f"{option_name('tmp_dir')}: {tmp_dir} is not an existing directory; "
             "create it or choose another one"

@@ -44,10 +44,15 @@ class StorageProvider(StorageProviderBase):
         # a workflow actually uses this provider.
         from snakemake_storage_plugin_ghga.checks import check_settings
 
-        self.setup: ProviderSetup = check_settings(self.settings)
+        self.setup: ProviderSetup = check_settings(self.settings, tag=self._tag())
         self.catalog = RemoteCatalog(
             self._make_client, self.setup.download_token, self.setup.upload_token
         )
+
+    def _tag(self) -> str | None:
+        """Return the provider's tag: Snakemake names its local prefix after it."""
+        name = self.local_prefix.name
+        return None if name == "ghga" else name
 
     def _make_client(self, token: str) -> TransferClient:
         from snakemake_ghga.client import GhgaClient

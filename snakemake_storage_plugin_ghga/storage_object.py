@@ -9,12 +9,16 @@ Design decisions (documented for users in docs/further.md):
   reused), and a job whose outputs are uploads is not re-run because a local
   input is newer. All other rerun triggers (code, params, input set, software
   environment, --forcerun) still apply.
-- remove(). Snakemake removes a job's existing outputs before re-running it.
-  An upload that is still in the box can be deleted (like `ubox rm`), so
-  `remove()` deletes it and the re-run uploads the new version; if the box no
-  longer allows that (locked or archived), the engine's refusal surfaces as a
-  `WorkflowError`. Archive files (`ghga://<accession>`) are never removed: that
-  raises a `WorkflowError` saying why.
+- remove(). Snakemake removes a job's existing outputs before re-running it,
+  and the outputs of a failed job. An upload that is still in the box can be
+  deleted (like `ubox rm`), so `remove()` deletes it and the re-run uploads the
+  new version; if the box no longer allows that (locked or archived), the
+  engine's refusal surfaces as a `WorkflowError`. An upload whose decrypted
+  size and SHA-256 equal the local copy's is kept: it is whole, and a failed
+  job's cleanup must not destroy it. Archive files (`ghga://<accession>`) are
+  never removed: that raises a `WorkflowError` saying why.
+- store(). Idempotent: an alias already in the box with the local file's
+  content counts as stored, without sending anything.
 - Direction. Accessions are read-only (store raises), uploads write-only
   (retrieve raises: a box cannot be downloaded from).
 - Concurrency. Snakemake calls the synchronous methods on its event loop, one
@@ -220,7 +224,15 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
                 f"{self.print_query} is an archive file: archive files are immutable "
                 "and cannot be removed or replaced"
             )
-        self.catalog.remove_upload(self.parsed.name)
+        local = self.local_path()
+        if not self.catalog.remove_upload(
+            self.parsed.name, local if local.is_file() else None
+        ):
+            self.provider.logger.info(
+                "kept %s: the upload box holds exactly the local file %s",
+                self.print_query,
+                local,
+            )
 
     def list_candidate_matches(self) -> list[str]:
         """Return the concrete queries `glob_wildcards()` can match against."""

@@ -101,7 +101,12 @@ def _int_query(request: Request, name: str, default: int, low: int, high: int) -
 # -- U1 listing ---------------------------------------------------------------
 
 
-def _listing_item(upload: UploadRecord) -> dict[str, object]:
+def _listing_item(upload: UploadRecord, with_checksums: bool) -> dict[str, object]:
+    checksums = {
+        "decrypted_sha256": upload["decrypted_sha256"],
+        "encrypted_parts_md5": upload["encrypted_parts_md5"],
+        "encrypted_parts_sha256": upload["encrypted_parts_sha256"],
+    }
     return {
         "id": upload["id"],
         "box_id": upload["box_id"],
@@ -111,6 +116,7 @@ def _listing_item(upload: UploadRecord) -> dict[str, object]:
         "encrypted_size": upload["encrypted_size"],
         "part_size": upload["part_size"],
         "storage_alias": upload["storage_alias"],
+        **(checksums if with_checksums else {}),
     }
 
 
@@ -118,12 +124,13 @@ def _list_uploads(ctx: ServiceContext, request: Request) -> Response:
     _authorize(ctx, request, "view")
     skip = _int_query(request, "skip", 0, 0, 10**9)
     limit = _int_query(request, "limit", 10, 1, _MAX_LIST_LIMIT)
+    with_checksums = request.query.get("with_checksums", "false") == "true"
     box_id = request.params["box_id"]
     with ctx.state.transaction() as state:
         _check_box(state, box_id)
         uploads = [u for u in state["uploads"].values() if u["box_id"] == box_id]
     uploads.sort(key=lambda u: (u["alias"], u["created"]))
-    items = [_listing_item(u) for u in uploads[skip : skip + limit]]
+    items = [_listing_item(u, with_checksums) for u in uploads[skip : skip + limit]]
     return json_response(200, {"items": items, "total_count": len(uploads)})
 
 

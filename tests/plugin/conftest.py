@@ -1,5 +1,6 @@
 """Fixtures for the plugin tests: a recording fake client and provider builders."""
 
+import hashlib
 import logging
 import random
 import threading
@@ -30,6 +31,7 @@ class FakeUpload:
     alias: str
     state: str
     decrypted_size: int
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class RecordingClient:
     on_download: Callable[[str], None] | None = None
     closed: bool = False
     close_waits: list[bool] = field(default_factory=list)
+    replace_unfinished: list[bool] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _record(self, name: str) -> None:
@@ -80,11 +83,22 @@ class RecordingClient:
         self._record("list_uploads")
         return list(self.uploads)
 
-    def upload_file(self, path: Path, alias: str) -> FakeOutcome:
+    def upload_file(
+        self, path: Path, alias: str, *, replace_unfinished: bool = False
+    ) -> FakeOutcome:
         self._record("upload_file")
+        self.replace_unfinished.append(replace_unfinished)
         size = path.stat().st_size
-        self.uploads.append(FakeUpload(alias, "inbox", size))
-        return FakeOutcome("uploaded", plain_size=size, plain_sha256="cd" * 32)
+        if any(u.alias == alias for u in self.uploads):
+            return FakeOutcome("skipped", "already in the box (inbox)", size)
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.uploads.append(FakeUpload(alias, "inbox", size, sha256))
+        return FakeOutcome("uploaded", plain_size=size, plain_sha256=sha256)
+
+    def holds_same(self, path: Path, alias: str) -> bool:
+        self._record("holds_same")
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        return any(u.alias == alias and u.sha256 == sha256 for u in self.uploads)
 
     def remove(self, alias: str) -> None:
         self._record("remove")

@@ -1,5 +1,6 @@
 """Settings validation in the provider: each error names the setting and the fix."""
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -190,8 +191,8 @@ def test_check_settings_tmp_dir_must_exist(user_keys: KeyPair, tmp_path: Path) -
 
 def test_option_name_mentions_env_var_only_for_env_settings() -> None:
     assert option_name("part_size") == "--storage-ghga-part-size"
-    assert option_name("download_token").endswith(
-        "(or SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN)"
+    assert option_name("my_private_key").endswith(
+        "(or SNAKEMAKE_STORAGE_GHGA_MY_PRIVATE_KEY)"
     )
 
 
@@ -202,3 +203,122 @@ def test_check_settings_reads_sys_argv_by_default(
 
     with pytest.raises(WorkflowError, match="was given on the command line"):
         check_settings(_settings(user_keys))
+
+
+def test_check_settings_reads_plugin_variables_itself(
+    user_keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No setting is env_var to Snakemake: the plugin reads the variables.
+    monkeypatch.setenv("SNAKEMAKE_STORAGE_GHGA_UPLOAD_TOKEN", TOKEN)
+    monkeypatch.setenv("SNAKEMAKE_STORAGE_GHGA_WKVS_URL", "http://127.0.0.1:7/wk")
+    monkeypatch.setenv(
+        "SNAKEMAKE_STORAGE_GHGA_MY_PRIVATE_KEY", str(user_keys.secret_path)
+    )
+    settings = StorageProviderSettings(my_public_key=user_keys.public_path)
+
+    setup = check_settings(settings, argv=[])
+
+    assert setup.upload_token == TOKEN
+    assert setup.download_token is None
+    assert setup.wkvs_url == "http://127.0.0.1:7/wk"
+    assert setup.my_secret_key == user_keys.secret
+
+
+def test_check_settings_option_wins_over_variable(
+    user_keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SNAKEMAKE_STORAGE_GHGA_WKVS_URL", "http://127.0.0.1:7/wk")
+
+    setup = check_settings(_settings(user_keys), argv=[])
+
+    assert setup.wkvs_url == "http://127.0.0.1:8080/.well-known"
+
+
+def test_check_settings_default_wkvs_url(user_keys: KeyPair) -> None:
+    setup = check_settings(_settings(user_keys, wkvs_url=None), argv=[])
+
+    assert setup.wkvs_url == "https://data.ghga.de/.well-known"
+
+
+def test_check_settings_tagged_variable_gives_each_tag_its_token(
+    user_keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN", "[wp1::A:1, wp2::B:2]")
+    settings = _settings(user_keys, download_token=None)
+
+    tokens = [
+        check_settings(settings, [], tag).download_token for tag in ("wp1", "wp2")
+    ]
+
+    assert tokens == ["A:1", "B:2"]
+
+
+def _token_file(tmp_path: Path, mode: int) -> Path:
+    path = tmp_path / "download.token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(mode)
+    return path
+
+
+def test_check_settings_token_file_is_read(user_keys: KeyPair, tmp_path: Path) -> None:
+    path = _token_file(tmp_path, 0o600)
+
+    setup = check_settings(
+        _settings(user_keys, download_token=None, download_token_file=path), argv=[]
+    )
+
+    assert setup.download_token == TOKEN
+
+
+def test_check_settings_token_file_readable_by_others_refused(
+    user_keys: KeyPair, tmp_path: Path
+) -> None:
+    path = _token_file(tmp_path, 0o644)
+
+    message = _error(
+        _settings(user_keys, download_token=None, download_token_file=path)
+    )
+
+    assert message.startswith(
+        f"--storage-ghga-download-token-file: {path} is mode 0644"
+    )
+    assert f"chmod 600 {path}" in message
+    assert TOKEN not in message
+
+
+def test_check_settings_missing_token_file_names_host(
+    user_keys: KeyPair, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.token"
+
+    message = _error(_settings(user_keys, upload_token_file=missing))
+
+    assert f"{missing} does not exist on host {socket.gethostname()}" in message
+
+
+def test_check_settings_missing_key_names_path_and_host(
+    user_keys: KeyPair, tmp_path: Path
+) -> None:
+    # e.g. a key on the submit host's local disk, not mounted on the node
+    missing = tmp_path / "nope.pub"
+
+    message = _error(_settings(user_keys, my_public_key=missing))
+
+    assert message == (
+        f"--storage-ghga-my-public-key (or SNAKEMAKE_STORAGE_GHGA_MY_PUBLIC_KEY): "
+        f"{missing} does not exist on host {socket.gethostname()}; on a cluster, "
+        "put the key where every node sees it (a shared file system) and give an "
+        "absolute path"
+    )
+    assert "\n" not in message
+
+
+def test_check_settings_default_upload_state_dir_in_working_directory(
+    user_keys: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    setup = check_settings(_settings(user_keys), argv=[])
+
+    assert setup.config.tmp_dir == tmp_path / ".snakemake" / "storage-ghga-uploads"
+    assert setup.config.tmp_dir.is_dir()

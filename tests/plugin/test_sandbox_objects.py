@@ -82,11 +82,11 @@ def test_store_exists_remove_and_store_again(
 
     obj.store_object()
     exists_after_store = obj.exists()
+    obj.local_path().write_text("second version\n")  # the rerun's new output
     obj.remove()
     exists_after_remove = obj.exists()
     fresh_view = _provider(sandbox_user, tmp_path).object(f"ghga://upload/{alias}")
     exists_for_fresh_provider = fresh_view.exists()
-    obj.local_path().write_text("second version\n")
     obj.store_object()
 
     states = [u.state for u in sandbox_user.sandbox.uploads() if u.alias == alias]
@@ -125,21 +125,40 @@ def _states(user: SandboxUser, obj: StorageObject) -> list[str]:
     return [u.state for u in user.sandbox.uploads() if u.alias == obj.parsed.name]
 
 
-def test_store_over_unfinished_upload_says_to_remove_it(
+def test_store_replaces_unfinished_upload_that_has_no_resume_state(
     sandbox_user: SandboxUser, tmp_path: Path
 ) -> None:
+    # e.g. left by a job that died on another node: the alias is not blocked.
     obj = _output_over_left_upload(sandbox_user, tmp_path, "init")
-    alias = obj.parsed.name
 
-    with pytest.raises(WorkflowError) as info:
-        asyncio.run(obj.managed_store())
+    asyncio.run(obj.managed_store())
 
-    message = str(info.value)
-    assert not obj.exists()
-    assert f"the box holds an unfinished upload of '{alias}' (state init" in message
-    assert f"delete it with `ghga-transfer rm {alias}`" in message
-    assert "--overwrite" not in message
-    assert _states(sandbox_user, obj) == ["init"]  # the plugin left it alone
+    assert obj.exists() and obj.size() == len("result\n")
+    states = _states(sandbox_user, obj)
+    assert states[0] == "cancelled"
+    assert states[-1] in ("inbox", "interrogated")
+
+
+def test_store_twice_and_remove_keep_the_same_upload(
+    sandbox_user: SandboxUser, tmp_path: Path
+) -> None:
+    # Snakemake stores each output again in the main process and, after a
+    # failed job, removes its outputs: neither may cost or lose the upload.
+    provider = _provider(sandbox_user, tmp_path)
+    alias = f"objects/{tmp_path.name}/twice.txt"
+    obj = provider.object(f"ghga://upload/{alias}")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_bytes(b"same content\n" * 1000)
+    obj.store_object()
+    before = len(sandbox_user.sandbox.request_log())
+
+    _provider(sandbox_user, tmp_path).object(f"ghga://upload/{alias}").store_object()
+    _provider(sandbox_user, tmp_path).object(f"ghga://upload/{alias}").remove()
+
+    new = sandbox_user.sandbox.request_log()[before:]
+    assert [e for e in new if e["method"] in ("PUT", "POST", "PATCH", "DELETE")
+            and not e["path"].endswith("/work-order-tokens")] == []  # fmt: skip
+    assert _states(sandbox_user, obj) in (["inbox"], ["interrogated"])
 
 
 def test_store_after_removing_unfinished_upload_succeeds(

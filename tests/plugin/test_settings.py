@@ -47,14 +47,16 @@ def test_settings_repr_hides_tokens() -> None:
     value = StorageProviderSettings(download_token=SECRET, upload_token=SECRET)
 
     assert SECRET not in repr(value)
-    assert "token" not in repr(value)
+    assert "download_token=" not in repr(value)
 
 
-def test_settings_secrets_are_env_vars() -> None:
+def test_settings_declare_no_env_var_to_snakemake() -> None:
+    # Snakemake puts `export NAME='value'` of env_var settings on the command
+    # line of spawned jobs (local executor), or drops them (SLURM).
     fields = {f.name: f for f in dataclasses.fields(StorageProviderSettings)}
 
+    assert [n for n, f in fields.items() if f.metadata.get("env_var")] == []
     for name in ("download_token", "upload_token"):
-        assert fields[name].metadata["env_var"] is True
         assert fields[name].repr is False
 
 
@@ -76,7 +78,7 @@ def test_settings_parse_types_from_command_line(
     assert parsed.my_public_key == Path("/home/alice/alice.pub")
 
 
-def test_settings_tokens_come_from_environment(
+def test_settings_environment_is_left_to_the_plugin(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = {
@@ -86,28 +88,31 @@ def test_settings_tokens_come_from_environment(
 
     parsed = _parse([], monkeypatch, env).get_settings(None)
 
-    assert parsed.download_token == SECRET
-    assert parsed.upload_token is None
-    assert parsed.wkvs_url == "http://127.0.0.1:1/.well-known"
+    # Snakemake does not read them (it would pass them on to jobs in argv);
+    # checks.with_environment and _token read them (tests/plugin/test_checks.py).
+    assert parsed.download_token is None
+    assert parsed.wkvs_url is None
 
 
-def test_settings_tagged_tokens_for_two_work_packages(
+def test_settings_tagged_options_for_two_work_packages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = {"SNAKEMAKE_STORAGE_GHGA_DOWNLOAD_TOKEN": "[wp1::A:tok1, wp2::B:tok2]"}
-    argv = ["--storage-ghga-max-workers", "wp2::2", "6"]
+    argv = [
+        "--storage-ghga-max-workers", "wp2::2", "6",
+        "--storage-ghga-download-token-file", "wp1::/a/token", "wp2::/b/token",
+    ]  # fmt: skip
 
-    tagged = _parse(argv, monkeypatch, env)
+    tagged = _parse(argv, monkeypatch, {})
 
-    assert tagged.get_settings("wp1").download_token == "A:tok1"
-    assert tagged.get_settings("wp2").download_token == "B:tok2"
     assert tagged.get_settings("wp1").max_workers == 6
     assert tagged.get_settings("wp2").max_workers == 2
+    assert tagged.get_settings("wp1").download_token_file == Path("/a/token")
+    assert tagged.get_settings("wp2").download_token_file == Path("/b/token")
 
 
 def test_settings_defaults_need_no_io() -> None:
     value = StorageProviderSettings()
 
-    assert value.wkvs_url == "https://data.ghga.de/.well-known"
+    assert value.wkvs_url is None  # the plugin's default: DEFAULT_WKVS_URL
     assert value.my_private_key is None
     assert value.part_size is None

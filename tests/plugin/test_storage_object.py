@@ -1,6 +1,7 @@
 """StorageObject/catalog behaviour against a recording fake client (no network)."""
 
 import asyncio
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +13,13 @@ from snakemake_interface_storage_plugins.exceptions import (
     FileOrDirectoryNotFoundError,
 )
 
-from snakemake_ghga.errors import ApiError, AuthError, UnfinishedUploadError
+from snakemake_ghga.errors import ApiError, AuthError
 from snakemake_storage_plugin_ghga import StorageProvider
-from snakemake_storage_plugin_ghga.storage_object import ARCHIVE_MTIME, safe_extension
+from snakemake_storage_plugin_ghga.storage_object import (
+    ARCHIVE_MTIME,
+    StorageObject,
+    safe_extension,
+)
 from tests.plugin.conftest import (
     FakeDownloadInfo,
     FakeOutcome,
@@ -141,7 +146,7 @@ def test_store_then_exists_answers_from_upload_state(
 
     assert obj.exists()
     assert obj.size() == 6
-    assert obj.checksum() == "sha256:" + "cd" * 32
+    assert obj.checksum() == "sha256:" + hashlib.sha256(b"result").hexdigest()
     assert obj.mtime() == ARCHIVE_MTIME
     assert fake_client.calls["list_uploads"] == 1
 
@@ -158,6 +163,82 @@ def test_remove_upload_deletes_it_from_box(
     assert not obj.exists()
     assert fake_client.calls["remove"] == 1
     assert fake_client.uploads == []
+
+
+def _stored_output(
+    make_provider: MakeProvider, fake_client: RecordingClient, content: str
+) -> StorageObject:
+    """r.txt stored once with content, as the job's own store leaves it."""
+    obj = make_provider().object("ghga://upload/r.txt")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text(content)
+    obj.store_object()
+    fake_client.calls.clear()
+    return obj
+
+
+def test_store_again_with_same_content_succeeds_without_upload(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # Snakemake stores an output up to three times (job, job step, main process).
+    _stored_output(make_provider, fake_client, "result")
+    again = make_provider().object("ghga://upload/r.txt")  # another process
+
+    again.store_object()
+
+    assert again.exists()
+    assert len(fake_client.uploads) == 1
+    assert fake_client.calls["holds_same"] == 1
+
+
+def test_store_again_with_other_content_fails_with_remedy(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    obj = _stored_output(make_provider, fake_client, "result")
+    obj.local_path().write_text("other")
+
+    with pytest.raises(WorkflowError) as info:
+        make_provider().object("ghga://upload/r.txt").store_object()
+
+    assert "as 'r.txt' was skipped: already in the box (inbox)" in str(info.value)
+    assert "`ghga-transfer rm r.txt`" in str(info.value)
+    assert len(fake_client.uploads) == 1
+
+
+def test_remove_keeps_upload_equal_to_local_copy(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # A failed job's cleanup must not delete an upload that is whole.
+    obj = _stored_output(make_provider, fake_client, "result")
+
+    obj.remove()
+
+    assert fake_client.calls["remove"] == 0
+    assert obj.exists()
+
+
+def test_remove_deletes_upload_that_differs_from_local_copy(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    obj = _stored_output(make_provider, fake_client, "result")
+    obj.local_path().write_text("changed")
+
+    obj.remove()
+
+    assert fake_client.calls["remove"] == 1
+    assert not obj.exists()
+
+
+def test_store_replaces_unfinished_upload_without_local_state(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    obj = make_provider().object("ghga://upload/r.txt")
+    obj.local_path().parent.mkdir(parents=True)
+    obj.local_path().write_text("x")
+
+    obj.store_object()
+
+    assert fake_client.replace_unfinished == [True]
 
 
 def test_remove_accession_refused_as_immutable(make_provider: MakeProvider) -> None:
@@ -237,9 +318,9 @@ def test_managed_store_runs_in_worker_thread(
     threads: list[str] = []
     original = fake_client.upload_file
 
-    def upload_file(path: Path, alias: str) -> FakeOutcome:
+    def upload_file(path: Path, alias: str, **options: bool) -> FakeOutcome:
         threads.append(threading.current_thread().name)
-        return original(path, alias)
+        return original(path, alias, **options)
 
     fake_client.upload_file = upload_file
     obj = make_provider().object("ghga://upload/r.txt")
@@ -332,7 +413,7 @@ def test_upload_skipped_by_engine_fails_with_remedy(
 ) -> None:
     # The engine skips an alias that is complete in the box: here one that
     # another run uploaded after this provider listed the box.
-    def skip(path: Path, alias: str) -> FakeOutcome:
+    def skip(path: Path, alias: str, **options: bool) -> FakeOutcome:
         return FakeOutcome("skipped", error="already in the box (inbox)")
 
     fake_client.upload_file = skip
@@ -373,7 +454,7 @@ def _store_refused(
     obj.local_path().write_text("x")
     client.uploads = [FakeUpload("r.txt", "init", 0)]
 
-    def upload_file(path: Path, alias: str) -> FakeOutcome:
+    def upload_file(path: Path, alias: str, **options: bool) -> FakeOutcome:
         raise error
 
     client.upload_file = upload_file
@@ -391,17 +472,6 @@ def test_refused_upload_of_unfinished_alias_keeps_engine_message_for_other_error
     message = _store_refused(make_provider, fake_client, ApiError(full, status=507))
 
     assert message == full
-
-
-def test_refused_upload_of_unfinished_alias_says_to_remove_it(
-    make_provider: MakeProvider, fake_client: RecordingClient
-) -> None:
-    refused = UnfinishedUploadError("an unfinished upload named 'r.txt' is in the box")
-
-    message = _store_refused(make_provider, fake_client, refused)
-
-    assert "as 'r.txt' is blocked: the box holds an unfinished upload" in message
-    assert "`ghga-transfer rm r.txt`" in message
 
 
 def test_managed_size_asks_concurrently(

@@ -2,7 +2,8 @@
 
 Against a fresh sandbox that stages files (202 + Retry-After) for a moment: the
 workflow reads three accessions and uploads two reports; a second run does
-nothing; `--forcerun` replaces an upload; a token for another key fails clearly.
+nothing; `--forcerun` keeps an equal upload and replaces one without a local
+copy; a token for another key fails clearly.
 Concurrency is shown from the sandbox's request log (order, not timing).
 """
 
@@ -157,18 +158,40 @@ def test_workflow_second_run_does_nothing(run: Run) -> None:
             and not e["path"].endswith("/work-order-tokens")] == []  # fmt: skip
 
 
-def test_workflow_forcerun_replaces_the_upload(run: Run) -> None:
+def _states(run: Run) -> list[str]:
+    return [u.state for u in run.sandbox.uploads() if u.alias == ALIASES[1]]
+
+
+def test_workflow_forcerun_with_same_output_keeps_the_upload(run: Run) -> None:
+    # The local copy (--keep-storage-local-copies) equals the upload: remove()
+    # keeps it and the re-run's store finds it there; nothing is sent.
+    states_before = _states(run)
+    before = len(run.sandbox.request_log())
+
     result = run.snakemake("--forcerun", "sizes", "--verbose")
 
-    states = [u.state for u in run.sandbox.uploads() if u.alias == ALIASES[1]]
+    new = run.sandbox.request_log()[before:]
     output = result.stdout + result.stderr
     assert result.returncode == 0, result.stderr
     for name in ("DOWNLOAD", "UPLOAD"):
         sealed = run.env[f"SNAKEMAKE_STORAGE_GHGA_{name}_TOKEN"].split(":")[1]
         assert sealed not in output
-    assert states[0] == "cancelled"
+    assert _states(run) == states_before
+    assert [e for e in new if e["method"] in ("PUT", "POST", "PATCH", "DELETE")
+            and not e["path"].endswith("/work-order-tokens")] == []  # fmt: skip
+
+
+def test_workflow_forcerun_without_local_copy_replaces_the_upload(run: Run) -> None:
+    (run.workdir / f".snakemake/storage/ghga/upload/{ALIASES[1]}").unlink()
+    count_before = len(_states(run))
+
+    result = run.snakemake("--forcerun", "sizes")
+
+    states = _states(run)
+    assert result.returncode == 0, result.stderr
+    assert states[-2] == "cancelled"
     assert states[-1] in ("inbox", "interrogated")
-    assert len(states) == 2
+    assert len(states) == count_before + 1
 
 
 def test_workflow_token_for_other_key_fails_clearly(run: Run, tmp_path: Path) -> None:
