@@ -1,7 +1,9 @@
 """Typed views of the GHGA JSON API responses and the error-body mapping.
 
 Layer 4 helper of ``api``: imports ``errors`` and the stdlib only. One frozen
-dataclass per response; every parser raises ``ApiError`` on a malformed body,
+dataclass per response; every parser raises ``ApiError`` on a malformed body;
+values that become local names or sizes are checked as coming from a
+server we do not trust (``download_file_name``, the DRS size and SHA-256);
 and ``error_for`` turns any error response into a ``GhgaError`` subclass whose
 message says what happened and whose hint says what to do.
 """

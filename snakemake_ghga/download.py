@@ -11,6 +11,9 @@ a journal, so a rerun fetches only the missing ones. An interrupted run
 journal; any other failure (a local write error, ciphertext that
 stays corrupt, a checksum mismatch) removes both, so no partial plaintext
 remains.
+A file the archive gives no SHA-256 for fails before its first GET (unless
+``allow_unverified``): nothing else would show that it is whole, since
+Crypt4GH has no end marker and the size comes from the same server.
 The whole-file SHA-256 is computed in file order as parts complete (reading
 back the page-cached output; on resume the GETs of the missing parts start
 before the finished ones are read back) and compared with the DRS checksum

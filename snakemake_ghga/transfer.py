@@ -26,6 +26,13 @@ Design notes:
   the bad segment, at most ``CORRUPT_ATTEMPTS`` times; then the
   ``DecryptionError`` (naming file, part and segment) ends the file, since a
   rerun would most likely fetch the same bad bytes;
+- every answer is checked before its bytes are used: a PUT must return the
+  part's MD5 as ``ETag``; a 206 must name in ``Content-Range`` exactly the
+  range asked for (a misplaced segment would pass its MAC) and the size the
+  archive gave as the object's total, a 200 is taken only for a whole-object
+  range, and ``Content-Length`` repeats must agree; an object of another size
+  (also a 416) ends the file with ``IntegrityError``, as a short DRS size
+  would otherwise go unnoticed (Crypt4GH has no end marker);
 - creating an engine installs ``redact.install_log_redaction`` so urllib3's
   DEBUG request lines never carry a presigned URL's signature.
 """

@@ -162,9 +162,17 @@ def _small_key_envelope(world: World) -> bytes:
 @pytest.mark.parametrize(
     ("malformation", "cause"),
     [
-        ("drs_size_2_64", "field 'size' (18446744073709551616) is not a plausible"),
-        ("data_key_16_bytes", "data key is not 32 bytes long"),
-        ("drs_sha256_not_hex", "is not 64 hex digits"),
+        pytest.param(
+            "drs_size_2_64",
+            "field 'size' (18446744073709551616) is not a plausible",
+            id="drs-size-2**64",
+        ),
+        pytest.param(
+            "data_key_16_bytes", "data key is not 32 bytes long", id="data-key-16-bytes"
+        ),
+        pytest.param(
+            "drs_sha256_not_hex", "is not 64 hex digits", id="drs-sha256-not-hex"
+        ),
     ],
 )
 def test_a_malformed_value_fails_its_file_only(
