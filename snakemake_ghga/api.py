@@ -28,8 +28,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from snakemake_ghga import api_models as models
-from snakemake_ghga.config import DEFAULT_WKVS_URL
-from snakemake_ghga.errors import ApiError, AuthError
+from snakemake_ghga.config import DEFAULT_WKVS_URL, require_https, url_refusal
+from snakemake_ghga.errors import ApiError, AuthError, Cancelled
 from snakemake_ghga.redact import install_log_redaction, redact_text
 from snakemake_ghga.token import WorkPackageToken, open_sealed_box
 
@@ -44,14 +44,27 @@ _WotKey = tuple[str, str | None, str | None]
 
 
 class _Retry(Retry):
-    """urllib3's ``Retry``, reading an invalid ``Retry-After`` as none.
+    """urllib3's ``Retry``, bounded and stoppable.
 
-    urllib3 raises ``InvalidHeader`` for one, which would end the request;
-    without a usable value it should back off and retry as usual.
+    An invalid ``Retry-After`` counts as none (urllib3 raises ``InvalidHeader``,
+    which would end the request); a valid one is capped by ``backoff_max``, as
+    older urllib3 2.x does not cap it; and a wait ends at once, raising
+    ``Cancelled``, when ``stop`` is set (Ctrl-C).
     """
 
+    def __init__(self, *args: Any, stop: threading.Event | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.stop = stop or threading.Event()
+
+    def new(self, **kw: Any) -> "_Retry":
+        retry = super().new(**kw)
+        assert isinstance(retry, _Retry)
+        retry.stop = self.stop
+        return retry
+
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        return self.retry_after_s(response.headers)
+        value = self.retry_after_s(response.headers)
+        return None if value is None else min(value, self.backoff_max)
 
     def retry_after_s(self, headers: Mapping[str, str]) -> float | None:
         """Return the ``Retry-After`` in seconds; None if missing or invalid."""
@@ -61,26 +74,37 @@ class _Retry(Retry):
         except InvalidHeader:
             return None
 
-
-_RETRY = _Retry(
-    total=4,
-    connect=4,
-    read=2,
-    status=4,
-    backoff_factor=0.5,
-    status_forcelist=(429, 500, 502, 503, 504),
-    allowed_methods=None,
-    respect_retry_after_header=True,
-    raise_on_status=False,
-)
-_STAGING_WAIT_S = 5.0  # when a 202 gives no usable Retry-After
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        delay = None
+        if response is not None and self.respect_retry_after_header:
+            delay = self.get_retry_after(response)
+        if self.stop.wait(delay or self.get_backoff_time()):
+            raise Cancelled("stopped while waiting to retry a GHGA API request")
 
 
-def _session(pool_size: int) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        pool_connections=4, pool_maxsize=pool_size, max_retries=_RETRY
+def _retry(stop: threading.Event, backoff_max_s: float) -> _Retry:
+    return _Retry(
+        total=4,
+        connect=4,
+        read=2,
+        status=4,
+        backoff_factor=0.5,
+        backoff_max=backoff_max_s,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        stop=stop,
     )
+
+
+_STAGING_WAIT_S = 5.0  # when a 202 gives no usable Retry-After
+_STAGING_RETRY = _Retry()  # used only for its Retry-After parser
+
+
+def _session(pool_size: int, retry: _Retry) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -99,13 +123,19 @@ class GhgaApi:
         session: requests.Session | None = None,
         timeout_s: tuple[float, float] = (10.0, 60.0),
         pool_size: int = 8,
+        backoff_max_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._wkvs_url = wkvs_url.rstrip("/")
+        self._wkvs_url = require_https(wkvs_url, "the well-known values URL").rstrip(
+            "/"
+        )
         self._token = token
         self._secret_key = secret_key
         self._public_key_b64 = public_key_b64
-        self._session = session or _session(pool_size)
+        self._stopped = threading.Event()
+        self._session = session or _session(
+            pool_size, _retry(self._stopped, backoff_max_s)
+        )
         self._timeout = timeout_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -120,11 +150,17 @@ class GhgaApi:
         """Close the session's pooled connections."""
         self._session.close()
 
+    def stop(self) -> None:
+        """End retry waits at once and refuse new requests (e.g. on Ctrl-C)."""
+        self._stopped.set()
+
     # -- plumbing -----------------------------------------------------------
 
     def _send(
         self, method: str, url: str, what: str, **kwargs: Any
     ) -> requests.Response:
+        if self._stopped.is_set():
+            raise Cancelled(f"{what}: stopped")
         try:
             return self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.RequestException as err:
@@ -175,9 +211,9 @@ class GhgaApi:
             if self._values is None:
                 what = "fetching the well-known values"
                 response = self._send("GET", f"{self._wkvs_url}/values", what)
-                self._values = models.parse_well_known(
-                    self._checked(response, what, (200,))
-                )
+                values = models.parse_well_known(self._checked(response, what, (200,)))
+                _check_service_urls(values)
+                self._values = values
             return self._values
 
     def _bearer_access_token(self) -> str:
@@ -371,9 +407,28 @@ class GhgaApi:
         return models.decode_envelope(response.text, accession)
 
 
+def _check_service_urls(values: models.WellKnownValues) -> None:
+    """The services must be https too (loopback excepted), whatever the WKVS says."""
+    for name, url in (
+        ("wps_api_url", values.wps_url),
+        ("ucs_api_url", values.ucs_url),
+        ("dcs_api_url", values.dcs_url),
+    ):
+        refusal = url_refusal(url)
+        if refusal:
+            raise ApiError(
+                f"the well-known values give {name} {redact_text(url)}, "
+                f"which {refusal}",
+                "Check --wkvs-url: GHGA's services are reached over https only",
+            )
+
+
 def _staging_wait_s(response: requests.Response) -> float:
-    """Seconds to wait before asking for a staging file again (its Retry-After)."""
-    retry_after_s = _RETRY.retry_after_s(response.headers)
+    """Seconds to wait before asking for a staging file again (its Retry-After).
+
+    Not capped by the backoff: ``GhgaClient`` caps it by the staging deadline.
+    """
+    retry_after_s = _STAGING_RETRY.retry_after_s(response.headers)
     return _STAGING_WAIT_S if retry_after_s is None else retry_after_s
 
 

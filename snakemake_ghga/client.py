@@ -85,6 +85,7 @@ class GhgaClient:
             encode_public_key_b64(my_public_key),
             timeout_s=(config.connect_timeout_s, config.read_timeout_s),
             pool_size=config.max_workers + config.max_files_in_flight,
+            backoff_max_s=config.backoff_max_s,
         )
         self.engine = TransferEngine(config)
         self._ctx = RunContext(
@@ -106,8 +107,16 @@ class GhgaClient:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is not None:
-            self.engine.stop()  # e.g. Ctrl-C: parts stop, resume state is kept
+            self.stop()
         self.close()
+
+    def stop(self) -> None:
+        """Stop every part, retry wait and request at once (e.g. on Ctrl-C).
+
+        Resume state is kept; the threads end within a block's transfer.
+        """
+        self.engine.stop()
+        self.api.stop()
 
     def close(self, wait: bool = True) -> None:
         """Stop the threads and close every connection (``wait``: join them)."""

@@ -19,8 +19,10 @@ measured peak RSS of one 2 GiB upload or download, interpreter included, is
 55–60 MiB with 64 MiB and with 512 MiB parts.
 """
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from snakemake_ghga.errors import ConfigError
 
@@ -28,10 +30,13 @@ __all__ = [
     "BUFFER_BYTES",
     "DEFAULT_PART_SIZE_BYTES",
     "DEFAULT_WKVS_URL",
+    "HTTPS_HINT",
     "MAX_PART_SIZE_BYTES",
     "MIN_PART_SIZE_BYTES",
     "MiB",
     "TransferConfig",
+    "require_https",
+    "url_refusal",
 ]
 
 DEFAULT_WKVS_URL = "https://data.ghga.de/.well-known"
@@ -40,6 +45,50 @@ DEFAULT_PART_SIZE_BYTES = 64 * MiB
 MIN_PART_SIZE_BYTES = 5 * MiB
 MAX_PART_SIZE_BYTES = 5 * 1024 * MiB
 BUFFER_BYTES = 16 * 65_564  # 16 cipher segments, about 1 MiB
+HTTPS_HINT = (
+    "Use an https:// URL; plain http is accepted only for localhost, "
+    "127.0.0.0/8 and ::1 (a local sandbox)"
+)
+
+
+def url_refusal(url: str) -> str | None:
+    """Why GHGA traffic must not go to ``url``; None if it may.
+
+    Only https, or plain http to a loopback host, where nobody else is on the
+    path. Over plain http to another host, whoever is on the path reads the
+    token and chooses the Data Hub key that uploads are encrypted to.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or parts.scheme not in ("http", "https"):
+        return "is not an https URL"
+    if parts.scheme == "http" and not _is_loopback(host):
+        return (
+            f"uses plain http for {host}, which would send the token unencrypted "
+            "and let anyone on the network path choose the encryption key"
+        )
+    return None
+
+
+def require_https(url: str, what: str) -> str:
+    """Return ``url`` if ``url_refusal`` accepts it.
+
+    Raises:
+        ConfigError: naming ``what``, the URL and the fix.
+    """
+    refusal = url_refusal(url)
+    if refusal:
+        raise ConfigError(f"{what} {url} {refusal}", HTTPS_HINT)
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

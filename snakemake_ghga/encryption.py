@@ -75,6 +75,7 @@ def encrypt_file(
     session_key: bytes | None = None,
     first_part: int = 1,
     hash_plaintext: bool = True,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> EncryptionResult:
     """Encrypt `source` into the Crypt4GH file `destination` in one pass.
 
@@ -91,6 +92,8 @@ def encrypt_file(
         first_part: resume at this 1-based part of an existing destination.
         hash_plaintext: compute the plaintext SHA-256 (None in the result
             otherwise; plain encryption does not need it).
+        stopped: checked every block; once true, encryption ends with
+            ``Cancelled`` (Ctrl-C during an upload).
 
     Returns:
         Sizes, the plaintext SHA-256 and the parts hashed by this call.
@@ -114,7 +117,16 @@ def encrypt_file(
         if first_part > 1:
             _check_straddling_segment(dst, layout, key)
         plain_sha256, parts = run_stages(
-            src, dst, layout, key, prefix, part_size, on_part, workers, hash_plaintext
+            src,
+            dst,
+            layout,
+            key,
+            prefix,
+            part_size,
+            on_part,
+            workers,
+            hash_plaintext,
+            stopped,
         )
         os.ftruncate(dst, layout.total)
     except OSError as err:

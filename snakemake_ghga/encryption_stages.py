@@ -29,7 +29,7 @@ from .c4gh import (
     encrypted_size,
     pwrite_all,
 )
-from .errors import InputFileError
+from .errors import Cancelled, InputFileError
 
 __all__ = ["EncryptedPart", "Layout", "multipart_etag", "plan_layout", "run_stages"]
 
@@ -215,13 +215,23 @@ def plan_layout(plain_size: int, part_size: int | None, first_part: int) -> Layo
 
 
 def _read_loop(
-    pipe: _Pipeline, src: int, layout: Layout, plain_hash: "hashlib._Hash | None"
+    pipe: _Pipeline,
+    src: int,
+    layout: Layout,
+    plain_hash: "hashlib._Hash | None",
+    stopped: Callable[[], bool],
 ) -> None:
-    """Sequentially read blocks, hash the plaintext, queue blocks for encryption."""
+    """Sequentially read blocks, hash the plaintext, queue blocks for encryption.
+
+    Raises:
+        Cancelled: ``stopped()`` became true (Ctrl-C): checked every block.
+    """
     if plain_hash is not None:
         _hash_plain_prefix(src, layout.plain_offset(0), plain_hash)
     for seq in range(layout.blocks):
         slot = pipe.get(pipe.free)
+        if stopped():
+            raise Cancelled("stopped while encrypting")
         offset = layout.plain_offset(seq)
         length = min(BLOCK_PLAIN_BYTES, layout.plain_size - offset)
         view = pipe.plain[slot][:length]
@@ -296,6 +306,7 @@ def run_stages(
     on_part: Callable[[EncryptedPart], None] | None,
     workers: int,
     hash_plaintext: bool = True,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> tuple[str | None, tuple[EncryptedPart, ...]]:
     """Start the stages, read on this thread, join, and re-raise the first error."""
     workers = max(1, workers)
@@ -316,7 +327,7 @@ def run_stages(
             threads.append(_guarded(pipe, _hash_loop, hasher, prefix, layout))
     plain_hash = hashlib.sha256() if hash_plaintext else None
     try:
-        _read_loop(pipe, src, layout, plain_hash)
+        _read_loop(pipe, src, layout, plain_hash, stopped)
     except _Aborted:
         pass
     except BaseException as err:

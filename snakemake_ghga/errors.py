@@ -14,6 +14,7 @@ never appear in it.
     │   ├── AuthError              401/403 on the JSON API
     │   ├── NotFoundError          404 on the JSON API
     │   └── UnfinishedUploadError  another client's unfinished upload holds the alias
+    ├── Cancelled                  stopped early (Ctrl-C, or another part failed)
     └── TransferError              a part transfer that could not be completed
         ├── PartFailedError        retries exhausted; __cause__ is the last error
         └── IntegrityError         size or checksum mismatch (expected vs actual)
@@ -22,6 +23,7 @@ never appear in it.
 __all__ = [
     "ApiError",
     "AuthError",
+    "Cancelled",
     "ConfigError",
     "CryptError",
     "DecryptionError",
@@ -110,6 +112,10 @@ class NotFoundError(ApiError):
 
 class UnfinishedUploadError(ApiError):
     """The box holds an unfinished upload of the alias that is not ours to replace."""
+
+
+class Cancelled(GhgaError):
+    """Work stopped early: the run was stopped (Ctrl-C) or another part failed."""
 
 
 class TransferError(GhgaError):

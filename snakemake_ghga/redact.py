@@ -1,7 +1,8 @@
 """Redaction of secrets for messages and logs; imports only the stdlib.
 
 Presigned URLs carry their signature in the query string, work-package tokens
-carry a sealed access token: neither may reach a message, a log line or a repr.
+carry a sealed access token, a proxy URL may carry a password: none may reach
+a message, a log line or a repr.
 Third-party loggers are covered too: ``install_log_redaction`` puts a
 ``RedactingFilter`` on urllib3's loggers, which at DEBUG log each request line
 with its query (``"PUT /bucket/key?...&signature=... HTTP/1.1"``).
@@ -26,6 +27,8 @@ _QUERY_RE = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s#'\"]*")
 # a bare request path with a query, as in urllib3's `"GET /path?query HTTP/1.1"`
 _PATH_QUERY_RE = re.compile(r"((?:^|[\s\"'(=])/[^\s?#'\"]*)\?[^\s#'\"]+")
 _BEARER_RE = re.compile(r"(Bearer\s+)[^\s'\"]+", re.IGNORECASE)
+# `user:password@` in a URL, e.g. a proxy's in HTTPS_PROXY
+_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"]+@")
 
 
 def redact_url(url: str) -> str:
@@ -42,7 +45,8 @@ def redact_secret(secret: str | None) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Strip URL queries, bearer values and work-package tokens from free text."""
+    """Strip URL queries and credentials, bearer values and tokens from free text."""
+    text = _USERINFO_RE.sub(r"\1<redacted>@", text)
     text = _QUERY_RE.sub(r"\1?<redacted>", text)
     text = _PATH_QUERY_RE.sub(r"\1?<redacted>", text)
     text = _BEARER_RE.sub(r"\1<redacted>", text)

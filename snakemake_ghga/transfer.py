@@ -1,12 +1,16 @@
 """TransferEngine: presigned part PUTs and ranged GETs with retries.
 
-Layer 3: imports ``config``, ``errors``, ``parts``, ``redact`` and urllib3;
-never ``api`` (URLs come through the ``UrlSource`` protocol) and never the
+Layer 3: imports ``config``, ``errors``, ``parts``, ``proxies``, ``redact`` and
+urllib3; never ``api`` (URLs come through the ``UrlSource`` protocol) and never the
 cipher (downloaded bytes go to a ``PartSink``).
 
 Design notes:
-- one ``ThreadPoolExecutor`` and one ``urllib3.PoolManager`` (``maxsize`` =
-  workers, ``block=True``) serve every file of a run;
+- one ``ThreadPoolExecutor`` and one set of connection pools (``maxsize`` =
+  workers, ``block=True``) serve every file of a run; ``proxies.ProxyRoutes``
+  sends each part through the proxy ``requests`` would use for its URL
+  (``HTTPS_PROXY``, ``NO_PROXY``, ...);
+- a presigned URL must be https, or http to a loopback host (``config.
+  url_refusal``): anything else fails the part without a request;
 - bodies are streamed: a PUT reads its part from the temp file in
   ``BUFFER_BYTES`` blocks; a GET is read into a reused per-thread buffer in
   whole cipher segments and handed to the sink, so memory is a few MiB per
@@ -14,7 +18,8 @@ Design notes:
 - retries per part: connection errors (also resets mid-body), timeouts, 408,
   429 and 5xx, with exponential backoff + full jitter or ``Retry-After``
   (parsed by urllib3's ``Retry``, as in ``api``: seconds or an HTTP-date; an
-  invalid or negative value means backoff); a 403 or an expired URL makes the
+  invalid or negative value means backoff; capped by ``backoff_max_s``, so a
+  server cannot park a part for hours); a 403 or an expired URL makes the
   ``UrlSource`` fetch a fresh URL; a GET retried after a reset continues at
   the first segment not yet delivered;
 - a ``UrlSource`` that cannot hand out a URL (an ``ApiError``) fails that
@@ -33,6 +38,9 @@ Design notes:
   range, and ``Content-Length`` repeats must agree; an object of another size
   (also a 416) ends the file with ``IntegrityError``, as a short DRS size
   would otherwise go unnoticed (Crypt4GH has no end marker);
+- ``stop`` (Ctrl-C) ends a retry wait at once (an ``Event`` wait, not a
+  sleep), a PUT at its next block (the body reader raises ``Cancelled``) and
+  a GET at its next block;
 - creating an engine installs ``redact.install_log_redaction`` so urllib3's
   DEBUG request lines never carry a presigned URL's signature.
 """
@@ -42,7 +50,6 @@ import os
 import random
 import re
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,17 +59,18 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
-from snakemake_ghga.config import BUFFER_BYTES, TransferConfig
+from snakemake_ghga.config import BUFFER_BYTES, TransferConfig, url_refusal
 from snakemake_ghga.errors import (
     ApiError,
     AuthError,
+    Cancelled,
     DecryptionError,
-    GhgaError,
     IntegrityError,
     NotFoundError,
     PartFailedError,
 )
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
+from snakemake_ghga.proxies import ProxyRoutes
 from snakemake_ghga.redact import install_log_redaction, redact_url
 
 __all__ = [
@@ -113,10 +121,6 @@ class UploadPart:
     md5: str
 
 
-class Cancelled(GhgaError):
-    """The file was cancelled because another part of it failed."""
-
-
 class _Retryable(Exception):
     def __init__(
         self, cause: str, retry_after_s: float | None = None, refresh_url: bool = False
@@ -152,13 +156,17 @@ class _RangeReader:
         size: int,
         on_bytes: ProgressCallback,
         buffer: memoryview,
+        stopped: Callable[[], bool],
     ) -> None:
         self._fd, self._position, self._left = fd, offset, size
         self._on_bytes = on_bytes
         self._buffer = buffer
+        self._stopped = stopped
         self.sent = 0
 
     def read(self, amount: int = -1) -> memoryview:
+        if self._stopped():  # ends the PUT mid-body (Ctrl-C, or the file failed)
+            raise Cancelled("stopped while sending a part")
         amount = self._left if amount < 0 else min(amount, self._left)
         view = self._buffer[: min(amount, len(self._buffer))]
         got = os.preadv(self._fd, [view], self._position) if view else 0
@@ -182,11 +190,15 @@ def _retry_after_s(response: Any) -> float | None:
 def _url_for(urls: UrlSource, part: Part) -> str:
     """The URL for this attempt; a failed API request fails only the attempt."""
     try:
-        return urls.url_for(part)
+        url = urls.url_for(part)
     except (AuthError, NotFoundError) as err:
         raise _Fatal(f"no URL for the part: {err}") from err
     except ApiError as err:  # the API retried it already, but may recover yet
         raise _Retryable(f"no URL for the part: {err}") from err
+    refusal = url_refusal(url)
+    if refusal:  # over plain http anyone on the path could swap the bytes
+        raise _Fatal(f"the storage URL {redact_url(url)} {refusal}")
+    return url
 
 
 def _classify(status: int, response: Any, what: str) -> Exception:
@@ -204,13 +216,14 @@ class TransferEngine:
         self,
         config: TransferConfig,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
-        self._sleep = sleep
+        self._stopped = threading.Event()
+        self._sleep = sleep or self._stopped.wait  # stop() ends a retry wait
         self._jitter = jitter
-        self.pool = urllib3.PoolManager(
+        self.pool = ProxyRoutes(
             num_pools=8,
             maxsize=config.max_workers,
             block=True,
@@ -224,7 +237,6 @@ class TransferEngine:
             config.max_workers, thread_name_prefix="ghga-part"
         )
         self._buffers = threading.local()
-        self._stopped = threading.Event()
         install_log_redaction()
 
     def __enter__(self) -> "TransferEngine":
@@ -263,6 +275,12 @@ class TransferEngine:
         )
         return cap * self._jitter()
 
+    def _delay_s(self, attempt: int, retry_after_s: float | None) -> float:
+        """The wait before the next attempt: backoff, or Retry-After capped as it."""
+        if retry_after_s is None:
+            return self._backoff_s(attempt)
+        return min(retry_after_s, self.config.backoff_max_s)
+
     def _run_attempts(
         self,
         label: str,
@@ -295,8 +313,7 @@ class TransferEngine:
                 if err.refresh_url:
                     urls.invalidate(url)
                 if attempt < attempts:
-                    delay = err.retry_after_s
-                    self._sleep(self._backoff_s(attempt) if delay is None else delay)
+                    self._sleep(self._delay_s(attempt, err.retry_after_s))
         raise _part_failed(label, part, attempts, cause)
 
     # -- upload ---------------------------------------------------------------
@@ -313,8 +330,13 @@ class TransferEngine:
         """PUT ``part`` of the open temp file; retried until its ETag matches."""
         plan_part = Part(part.number, part.offset, part.size)
 
+        def stopped() -> bool:
+            return cancel.is_set() or self._stopped.is_set()
+
         def attempt(url: str) -> None:
-            reader = _RangeReader(fd, part.offset, part.size, on_bytes, self._buffer())
+            reader = _RangeReader(
+                fd, part.offset, part.size, on_bytes, self._buffer(), stopped
+            )
             try:
                 self._put(url, reader, part)
             except BaseException:

@@ -370,6 +370,7 @@ class FileUploader:
                 workers=2,
                 session_key=plan.session_key,
                 first_part=first_part,
+                stopped=lambda: self._ctx.engine.stopped,  # Ctrl-C: within a block
             )
         except Cancelled:
             parts.wait()  # raises the part error that caused the cancel

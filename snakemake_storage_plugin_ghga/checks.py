@@ -8,7 +8,6 @@ Imports the public names of `snakemake_ghga` (keys, config, errors) only.
 """
 
 import dataclasses
-import ipaddress
 import os
 import socket
 import sys
@@ -22,10 +21,12 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_ghga.config import (
     DEFAULT_WKVS_URL,
+    HTTPS_HINT,
     MAX_PART_SIZE_BYTES,
     MIN_PART_SIZE_BYTES,
     MiB,
     TransferConfig,
+    url_refusal,
 )
 from snakemake_ghga.errors import GhgaError
 from snakemake_ghga.keys import check_key_pair, load_private_key, load_public_key
@@ -53,7 +54,6 @@ DEFAULT_UPLOAD_STATE_DIR = Path(".snakemake", "storage-ghga-uploads")
 _SECRET_FIELDS = ("download_token", "upload_token")
 # Settings that may also come from SNAKEMAKE_STORAGE_GHGA_<NAME> (environment.py).
 _ENV_FIELDS = ("wkvs_url", "my_public_key", "my_private_key", "ghga_public_key")
-_LOOPBACK_HOSTS = {"localhost"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,22 +197,10 @@ def _check_wkvs_url(url: str | None) -> str:
         raise WorkflowError(
             f"{where} must not contain credentials, a query or a fragment"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise WorkflowError(
-            f"{where} uses plain http for {parts.hostname}, which would send "
-            "your token unencrypted; use https (http is accepted only for "
-            "localhost)"
-        )
+    refusal = url_refusal(url)
+    if refusal:
+        raise WorkflowError(f"{where} {refusal}. {HTTPS_HINT}")
     return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _load_key_pair(settings: StorageProviderSettings) -> tuple[bytes, bytes]:

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from snakemake_ghga import crypt, keys
-from snakemake_ghga.config import DEFAULT_WKVS_URL, MiB, TransferConfig
+from snakemake_ghga.config import (
+    DEFAULT_WKVS_URL,
+    MiB,
+    TransferConfig,
+    require_https,
+)
 from snakemake_ghga.errors import ConfigError, GhgaError, LocalFileError
 from snakemake_ghga.progress import (
     BarProgress,
@@ -206,6 +211,7 @@ def build_client(
     args: argparse.Namespace, progress: ProgressListener | None = None
 ) -> GhgaClient:
     """Load keys, read the token and return a client for this run."""
+    require_https(args.wkvs_url, "--wkvs-url")  # before the token is read
     config = _config(args)
     secret = keys.load_private_key(args.my_private_key)
     public = keys.load_public_key(args.my_public_key)

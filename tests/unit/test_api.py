@@ -3,10 +3,8 @@
 import base64
 import email.utils
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,9 +20,14 @@ from snakemake_ghga.api_models import (
 )
 from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
 from snakemake_ghga.token import WorkPackageToken
+from tests.support.busy_wkvs import VALUES, busy_wkvs
 
-WKVS = "http://ghga.test/.well-known"
-WPS, UCS, DCS = "http://ghga.test/wps", "http://ghga.test/ucs", "http://ghga.test/dcs"
+WKVS = "https://ghga.test/.well-known"
+WPS, UCS, DCS = (
+    "https://ghga.test/wps",
+    "https://ghga.test/ucs",
+    "https://ghga.test/dcs",
+)
 PACKAGE = "11111111-2222-4333-8444-555555555555"
 RDUB, FUB = "rdub-1", "fub-1"
 FILE_ID = "f0000000-0000-4000-8000-000000000001"
@@ -427,47 +430,9 @@ def test_drs_object_staging_wait_reads_http_date_like_the_retries(
 def busy_once_wkvs(
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[str, list[float]]]:
-    """A loopback WKVS: 503 with the Retry-After ``request.param`` once, then the values.
-
-    requests-mock replaces the transport adapter and so bypasses urllib3's
-    retries; this real server does not.
-    """
-    retry_after: str = request.param
-    arrivals: list[float] = []
-    values = {
-        "wps_api_url": WPS,
-        "ucs_api_url": UCS,
-        "dcs_api_url": DCS,
-        "crypt4gh_public_keys": {},
-    }
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            arrivals.append(time.monotonic())
-            if len(arrivals) == 1:
-                status, headers, body = 503, {"Retry-After": retry_after}, b""
-            else:
-                status, body = 200, json.dumps(values).encode()
-                headers = {"Content-Type": "application/json"}
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            """Keep the test output quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/.well-known", arrivals
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A loopback WKVS: 503 with the Retry-After ``request.param`` once, then values."""
+    with busy_wkvs(request.param) as served:
+        yield served
 
 
 @pytest.mark.parametrize(
@@ -487,7 +452,7 @@ def test_api_retry_after_a_503_waits_for_retry_after_or_backs_off_if_invalid(
     finally:
         api.close()
 
-    assert values.dcs_url == DCS
+    assert values.dcs_url == VALUES["dcs_api_url"]
     assert len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= min_wait_s
 

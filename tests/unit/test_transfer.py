@@ -104,7 +104,7 @@ class Urls:
 
     def url_for(self, part: Part) -> str:
         self.issued += 1
-        return f"http://s3.test/obj?X-Amz-Signature=secret{self.issued}"
+        return f"https://s3.test/obj?X-Amz-Signature=secret{self.issued}"
 
     def invalidate(self, url: str) -> None:
         self.invalidated.append(url)
@@ -203,7 +203,7 @@ def test_put_part_403_refreshes_url_and_503_honours_retry_after(
     _engine(pool, sleeps).put_part(
         "upload", fd, part, urls, threading.Event(), lambda _: None
     )
-    assert urls.invalidated == ["http://s3.test/obj?X-Amz-Signature=secret1"]
+    assert urls.invalidated == ["https://s3.test/obj?X-Amz-Signature=secret1"]
     assert urls.issued == 4
     assert sleeps[1] == 3.0
     assert sleeps[0] == pytest.approx(1.0) and sleeps[2] == pytest.approx(4.0)

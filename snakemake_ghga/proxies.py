@@ -1,0 +1,83 @@
+"""ProxyRoutes: the part transfers' connection pools, through proxies as requests does.
+
+Layer 2: imports ``errors``, urllib3 and ``requests.utils`` (not a session).
+The JSON API goes through ``requests``, which honours ``HTTPS_PROXY``,
+``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (and their lowercase forms);
+a bare ``urllib3.PoolManager`` ignores them, so behind a mandatory proxy the
+API worked and every part timed out. Here each part URL gets the proxy that
+``requests`` would choose for it (its own ``get_environ_proxies`` and
+``select_proxy``), read from the environment at each request, and the
+connections go through one ``urllib3.ProxyManager`` per proxy, or the direct
+``PoolManager``. Credentials in a proxy URL become a ``Proxy-Authorization``
+header and are never logged: a proxy URL appears in no message.
+"""
+
+import threading
+from typing import Any
+
+import urllib3
+from requests.utils import (
+    get_auth_from_url,
+    get_environ_proxies,
+    select_proxy,
+)
+from urllib3.util import make_headers, parse_url
+
+from snakemake_ghga.errors import ConfigError
+
+__all__ = ["ProxyRoutes"]
+
+
+class ProxyRoutes:
+    """Pools by route: direct, or one per proxy; ``urlopen`` as a PoolManager.
+
+    Every pool gets the same settings (e.g. ``maxsize`` = workers with
+    ``block=True``), so a route holds at most as many connections as there
+    are workers.
+    """
+
+    def __init__(self, **pool_kw: Any) -> None:
+        self._pool_kw = pool_kw
+        self._direct = urllib3.PoolManager(**pool_kw)
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
+
+    def urlopen(self, method: str, url: str, **kw: Any) -> Any:
+        """Send the request through the route ``requests`` would choose."""
+        return self.pool_for(url).urlopen(method, url, **kw)
+
+    def pool_for(self, url: str) -> urllib3.PoolManager:
+        """The pool for ``url`` under the current proxy environment."""
+        proxy = select_proxy(url, get_environ_proxies(url))
+        if not proxy:
+            return self._direct
+        with self._lock:
+            pool = self._proxied.get(proxy)
+            if pool is None:
+                pool = self._proxied[proxy] = _proxy_manager(proxy, self._pool_kw)
+            return pool
+
+    def clear(self) -> None:
+        """Close every pooled connection."""
+        with self._lock:
+            pools = [self._direct, *self._proxied.values()]
+        for pool in pools:
+            pool.clear()
+
+
+def _proxy_manager(proxy: str, pool_kw: dict[str, Any]) -> urllib3.ProxyManager:
+    if "://" not in proxy:  # "host:3128" means http, as for requests
+        proxy = f"http://{proxy}"
+    parsed = parse_url(proxy)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(
+            f"the proxy for part transfers is not an http(s) proxy "
+            f"(scheme {parsed.scheme!r})",
+            "Set HTTPS_PROXY/HTTP_PROXY/ALL_PROXY to an http:// proxy URL",
+        )
+    username, password = get_auth_from_url(proxy)
+    headers = (
+        make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
+    )
+    plain = parsed._replace(auth=None).url
+    return urllib3.ProxyManager(plain, proxy_headers=headers, **pool_kw)
