@@ -146,6 +146,7 @@ def test_plain_http_presigned_url_fails_the_part_without_a_request() -> None:
             Sink(100),
             threading.Event(),
             lambda _: None,
+            100,
         )
 
     message = str(caught.value)
