@@ -189,6 +189,11 @@ class SandboxHttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = _IDLE_TIMEOUT_S
+    # Headers and body go out in separate sends: with Nagle's algorithm the
+    # body would wait for the ACK of the headers, which a client delays up to
+    # 40 ms (delayed ACK), on every response. Servers like S3 and nginx do
+    # the same.
+    disable_nagle_algorithm = True
     server: SandboxHttpServer
     pacer: Pacer | None = None
 

@@ -6,6 +6,7 @@ the upper bounds are generous sanity limits for a loaded 2-core machine.
 """
 
 import os
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,21 @@ def test_every_response_waits_at_least_one_round_trip(tmp_path: Path) -> None:
 
     assert all(0.15 <= delay < 0.15 + SLACK_S for delay in delays), delays
     assert missing.status_code == 404 and error_delay >= 0.15
+
+
+def test_responses_are_not_held_back_by_nagle(tmp_path: Path) -> None:
+    """Headers and body are separate sends: with Nagle on, the body waited for
+    the client's delayed ACK of the headers, 40 ms per response, which is
+    latency the sandbox added of its own (the official client paid it)."""
+    with Sandbox(tmp_path / "state") as sandbox, requests.Session() as session:
+        session.get(f"{sandbox.wkvs_url}/values", timeout=60).raise_for_status()
+        assert sandbox._server is not None
+        connections = list(sandbox._server._connections)
+        nodelay = [
+            c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in connections
+        ]
+
+    assert nodelay and all(nodelay)
 
 
 def test_no_model_by_default_answers_without_delay(tmp_path: Path) -> None:
