@@ -137,6 +137,8 @@ def run_pytest(root: Path) -> list[tuple[str, str, str]]:
         "tests/reliability/test_corrupt_part.py",
         "tests/reliability/test_secrets.py",
         "tests/security/test_hostile_server.py",
+        "tests/security/test_local_users.py",
+        "tests/security/test_keep_work.py",
     ]
     subprocess.run(
         [
@@ -262,18 +264,23 @@ def render(
         f"| Files reported done that were not | {len(soaked.wrongly_reported_done)} |",
         f"| Tracebacks printed | {soaked.tracebacks} |",
         "",
-        "## 3. Bad inputs, corrupt parts, secrets, a hostile server",
+        "## 3. Bad inputs, corrupt parts, secrets, a hostile server, local users, "
+        "keeping work",
         "",
         f"{len(rows)} tests in `tests/reliability/test_bad_inputs.py`, "
         "`test_corrupt_part.py`, `test_secrets.py` and "
-        "`tests/security/test_hostile_server.py`: "
+        "`tests/security/test_hostile_server.py`, `test_local_users.py`, "
+        "`test_keep_work.py`: "
         f"{passed} passed, {len(failed)} failed. Each bad input must give a non-zero "
         "exit, exactly one stderr line naming the cause and the fix, no traceback, "
         "and leave nothing behind (temp dir, output dir and the box are checked). "
         "The hostile-server tests put a rewriting proxy between the CLI and the "
         "sandbox: each malformed or misleading answer must fail only its own file, "
         "in one line, with the summary printed, and nothing unverified may be "
-        "reported as verified.",
+        "reported as verified. The local-user tests plant state, symlinks and hard "
+        "links as another uid and run a second transfer of a running one; the "
+        "keep-work tests fail an upload's close and its journal writes (see "
+        "security.md).",
         "",
         "| Test | Outcome |",
         "|---|---|",

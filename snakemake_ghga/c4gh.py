@@ -1,6 +1,7 @@
 """The Crypt4GH v1 format: header, segment ciphers, sizes, detection.
 
-Layer 1: imports `errors` and the crypt4gh/cryptography libraries only.
+Layer 1: imports `errors`, `private_files` and the crypt4gh/cryptography
+libraries only.
 
 Implementation notes:
 - Headers are built and parsed by the `crypt4gh` library (one data-key packet,
@@ -26,6 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .errors import DecryptionError, InputFileError, local_write_error
+from .private_files import open_own, private_temp
 
 __all__ = [
     "BLOCK_SEGMENTS",
@@ -269,28 +271,39 @@ def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
 
 
 def publish(temp: Path, destination: Path) -> None:
-    """Give a finished private temp file the usual mode and rename it into place."""
-    os.chmod(temp, 0o666 & ~_UMASK)
+    """Give a finished private temp file the usual mode and rename it into place.
+
+    The mode is set through an fd of the temp file, which must be a file of
+    ours (never a symlink planted in its place); a symlink at `destination`
+    is replaced, not followed.
+    """
+    fd = open_own(temp, os.O_RDONLY)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
     os.replace(temp, destination)
 
 
 @contextmanager
 def private_output(destination: Path) -> Iterator[tuple[int, Path]]:
-    """Yield (fd, temp path) of a 0600 file beside `destination`.
+    """Yield (fd, temp path) of a new 0600 file beside `destination`.
 
-    On success the temp file is renamed onto `destination` and given the usual
-    umask-derived mode; on any error it is removed, so no partial file remains.
+    The temp file gets a random name and is created exclusively, never
+    through a link. On success it is renamed onto `destination` and given the
+    usual umask-derived mode; on any error it is removed, so no partial file
+    remains.
     """
-    temp = destination.with_name(f".{destination.name}.{os.getpid()}.part")
     try:
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, temp = private_temp(destination.parent, f".{destination.name}.", ".part")
     except OSError as err:
-        raise local_write_error(temp, err) from None
+        raise local_write_error(destination.parent, err) from None
     try:
         yield fd, temp
+        os.fchmod(fd, 0o666 & ~_UMASK)
         os.close(fd)
         fd = -1
-        publish(temp, destination)
+        os.replace(temp, destination)
     except OSError as err:
         _discard(fd, temp)
         raise local_write_error(destination, err) from None

@@ -100,7 +100,8 @@ class TransferConfig:
             cipher segments and raised when a file would need > 10,000 parts.
         max_workers: threads (and pooled connections) moving parts, all files.
         max_files_in_flight: files transferred at the same time.
-        tmp_dir: where the encrypted upload temp files go (None: system temp).
+        tmp_dir: where the private state dir ``ghga-transfer-<uid>/`` goes
+            (upload temp files and journals, locks; None: system temp).
         connect_timeout_s: TCP/TLS connect timeout per request.
         read_timeout_s: timeout for each socket read.
         max_attempts: attempts per part before the file fails.

@@ -1,11 +1,14 @@
 """The download of one staged file: ranged GETs decrypted straight to disk.
 
 Layer 4: imports ``crypt``, ``config``, ``parts``, ``journal``, ``transfer``,
-``part_futures`` and ``context``.
+``part_futures``, ``private_files``, ``locks`` and ``context``.
 The header-less ciphertext is fetched in segment-aligned ranges; each range
 is decrypted on arrival (which checks every segment's MAC) and written with
 ``crypt.pwrite_all`` at its plaintext offset into a 0600 temp file beside the
-output (``.c4gh`` output keeps the checked ciphertext). Completed parts go to
+output (``.c4gh`` output keeps the checked ciphertext). The temp file is
+created exclusively and reopened only if it is a file of ours, never through
+a symlink; a lock in the private state dir keeps a second download to the
+same output from sharing it. Completed parts go to
 a journal, so a rerun fetches only the missing ones. An interrupted run
 (Ctrl-C, retries exhausted, no fresh URL to be had) keeps the temp file and
 journal; any other failure (a local write error, ciphertext that
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt, locks
 from snakemake_ghga.api_models import DrsObject
 from snakemake_ghga.config import BUFFER_BYTES
 from snakemake_ghga.context import DownloadResult, RunContext
@@ -52,6 +55,11 @@ from snakemake_ghga.parts import (
     download_part_size,
     plain_offset_of,
     plan_parts,
+)
+from snakemake_ghga.private_files import (
+    create_private,
+    open_own,
+    state_dir,
 )
 from snakemake_ghga.transfer import Cancelled
 
@@ -228,6 +236,13 @@ class FileDownloader:
             GhgaError: the download failed; interrupted or retry-exhausted
                 downloads keep their temp file and journal for a rerun.
         """
+        lock = _lock_path(self._ctx.config.tmp_dir, destination)
+        with locks.hold(lock, f"the download of {drs.accession} to {destination}"):
+            return self._download(drs, destination, keep_encrypted)
+
+    def _download(
+        self, drs: DrsObject, destination: Path, keep_encrypted: bool
+    ) -> DownloadResult:
         ctx = self._ctx
         _require_checksum(drs, ctx.config.allow_unverified)
         envelope = ctx.api.envelope(drs.accession)
@@ -241,7 +256,7 @@ class FileDownloader:
         decryptor = crypt.SegmentDecryptor(header.session_keys)
         _require_output_space(drs, destination, len(envelope), keep_encrypted)
         journal = self._journal(drs, destination, keep_encrypted)
-        temp = Path(journal.header.temp_path)
+        temp = _temp_path(destination)  # derived, as the journal's was checked
         try:
             received = self._fetch(drs, journal, envelope, decryptor, keep_encrypted)
         except (KeyboardInterrupt, PartFailedError, Cancelled):
@@ -281,10 +296,11 @@ class FileDownloader:
                 "discarding a resume journal that does not match "
                 "this download; starting over",
             )
-        temp.unlink(missing_ok=True)
         try:
-            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.close(fd)
+            temp.unlink(
+                missing_ok=True
+            )  # a link planted there is removed, not followed
+            os.close(create_private(temp))
             return Journal.create(journal_path, wanted)
         except OSError as err:
             temp.unlink(missing_ok=True)
@@ -302,7 +318,10 @@ class FileDownloader:
         assert isinstance(header, DownloadHeader)
         plan = plan_parts(drs.size, header.part_size)
         total = len(envelope) + drs.size if keep else crypt.plain_size_of(drs.size)
-        fd = os.open(header.temp_path, os.O_RDWR)
+        try:
+            fd = open_own(Path(header.temp_path))
+        except OSError as err:
+            raise local_write_error(header.temp_path, err) from err
         try:
             sink = _Sink(fd, header.temp_path, decryptor, keep, len(envelope))
             try:
@@ -379,10 +398,7 @@ class FileDownloader:
             lambda delta: self._ctx.progress.file_progress(name, delta),
             urls.drs.size,
         )
-        try:
-            journal.confirm(part.number)
-        except OSError as err:
-            raise local_write_error(journal.path, err) from err
+        journal.confirm(part.number)  # LocalFileError if it cannot be written
         hasher.part_done(part.number)
 
 
@@ -418,6 +434,12 @@ def _require_checksum(drs: DrsObject, allow_unverified: bool) -> None:
             "to take it unverified",
         )
     logger.warning("%s: the archive gave no SHA-256; not verified", drs.accession)
+
+
+def _lock_path(tmp_dir: Path | None, destination: Path) -> Path:
+    """The lock file of downloads to ``destination``, in the private state dir."""
+    key = hashlib.sha256(str(destination.resolve()).encode()).hexdigest()[:20]
+    return state_dir(tmp_dir) / f"download-{key}.lock"
 
 
 def _verify(drs: DrsObject, actual: str) -> None:

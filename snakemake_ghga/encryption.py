@@ -35,6 +35,7 @@ from .encryption_stages import (
     run_stages,
 )
 from .errors import DecryptionError, InputFileError, local_write_error
+from .private_files import open_own, open_private
 
 __all__ = [
     "EncryptedPart",
@@ -108,10 +109,14 @@ def encrypt_file(
     key = session_key or os.urandom(32)
     header = make_header(key, writer_secret_key, recipient_public_key)
     src = os.open(source, os.O_RDONLY)
-    flags = os.O_RDWR | os.O_CREAT | (0 if first_part > 1 else os.O_TRUNC)
-    dst = os.open(destination, flags, 0o600)
+    try:
+        dst = _open_destination(Path(destination), resume=first_part > 1)
+    except BaseException:
+        os.close(src)
+        raise
     try:
         if first_part == 1:
+            os.ftruncate(dst, 0)
             pwrite_all(dst, header, 0)
         prefix = _read_prefix(dst, layout)
         if first_part > 1:
@@ -137,6 +142,14 @@ def encrypt_file(
     return EncryptionResult(
         Path(destination), plain_size, layout.total, plain_sha256, part_size, parts
     )
+
+
+def _open_destination(destination: Path, *, resume: bool) -> int:
+    """Open the output: a new 0600 file, or one of ours (never through a link)."""
+    try:
+        return open_own(destination) if resume else open_private(destination)
+    except OSError as err:
+        raise local_write_error(destination, err) from None
 
 
 def _read_prefix(dst: int, layout: Layout) -> bytes:

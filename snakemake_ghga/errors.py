@@ -7,6 +7,7 @@ never appear in it.
     ├── ConfigError                bad settings or arguments, found before any I/O
     ├── InputFileError             an input file that cannot be used as given
     ├── LocalFileError             a local write failed (disk full, permissions)
+    ├── InUseError                 another run is transferring the same file now
     ├── CryptError
     │   ├── KeyLoadError           missing/unreadable/malformed key, wrong passphrase
     │   └── DecryptionError        no header packet for this key; MAC failure
@@ -28,6 +29,7 @@ __all__ = [
     "CryptError",
     "DecryptionError",
     "GhgaError",
+    "InUseError",
     "InputFileError",
     "IntegrityError",
     "KeyLoadError",
@@ -72,6 +74,10 @@ def local_write_error(path: object, err: OSError) -> LocalFileError:
         f"writing {path} failed: {reason}",
         "Free space there or choose another output or temp directory",
     )
+
+
+class InUseError(GhgaError):
+    """Another run is uploading the same file or writing the same output now."""
 
 
 class CryptError(GhgaError):

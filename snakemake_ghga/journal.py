@@ -1,15 +1,21 @@
-"""Resume journals: small JSON-lines files beside the temp/output file.
+"""Resume journals: small JSON-lines files in the private state dir or beside an output.
 
-Layer 2: imports the stdlib, ``errors`` and ``c4gh.pwrite_all``. A journal's
-first line is its header (what is being transferred, written atomically, mode
-0600); every later line records one confirmed part and is appended with a
-single write, so a kill -9 can at worst leave a torn last line, which loading
-ignores. Lines of the form ``{"note": {...}}`` carry values of the whole
-transfer (e.g. the plaintext SHA-256 once encryption finished). The header
-carries an input fingerprint; a journal whose input changed is discarded by the
-caller, who tells the user. A kill while a journal is being created can leave
-its temp sibling ``.NAME.PID.tmp``; creating or loading the journal removes
-such leftovers of processes that are gone.
+Layer 2: imports the stdlib, ``errors``, ``private_files`` and
+``c4gh.pwrite_all``. A journal's first line is its header (what is being
+transferred, written atomically, mode 0600); every later line records one
+confirmed part and is appended with a single write, so a kill -9 can at worst
+leave a torn last line, which loading ignores. Lines of the form ``{"note":
+{...}}`` carry values of the whole transfer (e.g. the plaintext SHA-256 once
+encryption finished). The header carries an input fingerprint; a journal whose
+input changed is discarded by the caller, who tells the user. A kill while a
+journal is being created can leave its temp sibling ``.NAME.PID.XXXXXXXX.tmp``;
+creating or loading the journal removes such leftovers of processes that are
+gone.
+
+A journal is only read or appended to if it is a regular file of ours (no
+symlink, no other owner: see ``private_files``); anything else at its name is
+ignored. Upload journals name no file: the caller derives the temp file's
+name, so a journal can never make us touch a path written into it.
 """
 
 import errno
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from snakemake_ghga.c4gh import pwrite_all
+from snakemake_ghga.errors import LocalFileError, local_write_error
+from snakemake_ghga.private_files import open_own, private_temp
 
 __all__ = [
     "DownloadHeader",
@@ -56,12 +64,13 @@ class UploadHeader:
 
     ``sealed_session_key`` is a Crypt4GH header that carries the session key
     encrypted to the user's own public key, so the journal holds no secret.
+    The encrypted temp file is not named here: ``upload.UploadState`` derives
+    it, so a journal cannot point us at any other file.
     """
 
     source: str
     alias: str
     fingerprint: Fingerprint
-    temp_path: str
     file_id: str
     storage_alias: str
     part_size: int
@@ -113,8 +122,7 @@ class Journal:
         """Write a fresh journal atomically (temp file + rename, mode 0600)."""
         _remove_stale_temps(path)
         line = json.dumps({"version": _VERSION, **asdict(header)}) + "\n"
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, temp = private_temp(path.parent, f".{path.name}.{os.getpid()}.", ".tmp")
         try:
             pwrite_all(fd, line.encode(), 0)
             os.fsync(fd)
@@ -131,16 +139,20 @@ class Journal:
         """Read a journal; None if there is none or it cannot be parsed."""
         _remove_stale_temps(path)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = _read_own(path).splitlines()
             first = json.loads(lines[0])
             if first.pop("version", None) != _VERSION:
                 raise ValueError("unknown journal version")
             kind = first.get("kind")
             header_cls = UploadHeader if kind == "upload" else DownloadHeader
             header = _header_from(header_cls, first)
+        except FileNotFoundError:
+            return None
+        except LocalFileError as err:
+            logger.warning("ignoring the resume journal %s: %s", path, err.message)
+            return None
         except (OSError, IndexError, ValueError, TypeError) as err:
-            if path.exists():
-                logger.info("ignoring unreadable journal %s (%s)", path, err)
+            logger.info("ignoring unreadable journal %s (%s)", path, err)
             return None
         records, notes = _parse_lines(lines[1:])
         return cls(path, header, records, notes)
@@ -158,18 +170,33 @@ class Journal:
             self._append({"note": values})
 
     def _append(self, record: dict[str, Any]) -> None:
-        """Append one line with a single write (O_APPEND)."""
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        """Append one line with a single write (O_APPEND).
+
+        Raises:
+            LocalFileError: the journal is gone, not ours, or cannot be
+                written (e.g. disk full).
+        """
+        data = (json.dumps(record) + "\n").encode()
         try:
-            data = (json.dumps(record) + "\n").encode()
-            if os.write(fd, data) != len(data):  # one write keeps the line whole
-                raise OSError(errno.ENOSPC, "short write to the resume journal")
-        finally:
-            os.close(fd)
+            fd = open_own(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                if os.write(fd, data) != len(data):  # one write keeps the line whole
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise local_write_error(self.path, err) from err
 
     def remove(self) -> None:
         """Delete the journal file."""
         self.path.unlink(missing_ok=True)
+
+
+def _read_own(path: Path) -> str:
+    """The text of ``path``, if it is a regular file of ours (never via a link)."""
+    fd = open_own(path, os.O_RDONLY)
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _parse_lines(
@@ -205,16 +232,24 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_temps(path: Path) -> None:
-    """Delete ``.NAME.PID.tmp`` siblings of ``path`` whose process is gone.
+    """Delete our ``.NAME.PID.XXXXXXXX.tmp`` siblings of ``path`` whose process is gone.
 
-    They are left when a process is killed while it creates the journal.
+    They are left when a process is killed while it creates the journal;
+    files of other users are left alone.
     """
     pattern = f".{glob.escape(path.name)}.*.tmp"
     for temp in path.parent.glob(pattern):
-        pid = temp.name[len(path.name) + 2 : -len(".tmp")]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        pid = temp.name[len(path.name) + 2 : -len(".tmp")].split(".")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)) and _owned_by_us(temp):
             try:
                 temp.unlink(missing_ok=True)
                 logger.info("removed the leftover journal temp file %s", temp)
             except OSError as err:
                 logger.warning("could not remove %s: %s", temp, err)
+
+
+def _owned_by_us(path: Path) -> bool:
+    try:
+        return path.lstat().st_uid == os.getuid()
+    except OSError:
+        return False

@@ -1,13 +1,19 @@
 """The upload of one file: create, encrypt while PUTting parts, close; resume.
 
-Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context`` and
-``upload_parts`` (the PUTs of one file).
+Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``,
+``private_files``, ``locks`` and ``upload_parts`` (the PUTs of one file).
 Encryption writes the Crypt4GH temp file (0600) and reports each part as soon
 as its bytes are on disk; the part is then PUT from the temp file by the
 shared engine while encryption goes on. Every confirmed part is appended to
 a journal beside the temp file, so after a kill the same command continues
 with the same server-side upload, the same temp file and the same session key
 (kept in the journal as a Crypt4GH header sealed to the user's own key).
+
+State: the temp file, the journal and a lock file live in the user's private
+state dir (``private_files.state_dir``, 0700) under names derived from the
+input path and alias (``UploadState``); no path is ever read from a journal.
+The lock (``locks.hold``) keeps a second run of the same upload from touching
+the first one's state: it fails at once, naming the process that holds it.
 
 Resume: parts in the journal are never sent again. Parts finish out of order
 with several workers, so a journal can have gaps below its last confirmed
@@ -21,11 +27,16 @@ confirmed (a kill during the close), nothing is encrypted: the close uses the
 journal's checksums and the plaintext SHA-256 noted in the journal (or the
 input re-hashed, if the kill came before the note).
 
-Failure policy: an interruption, exhausted retries or a part URL the API did
-not hand out keep the upload, the temp file and the journal for a rerun; any
-other failure (refused by the server, checksum mismatch, input changed)
-deletes the upload on the server, as the official client does, and removes
-the local state.
+Failure policy (``_keeps_state``): an interruption, exhausted retries, or a
+service that is unreachable or answers 5xx/401/403/408/429 (e.g. a token that
+expired during a long upload, at any step including the close) keep the
+upload, the temp file and the journal for a rerun, which sends no confirmed
+part again. A definitive answer (the server refused the upload or its close:
+checksum or size mismatch, the upload is gone), a changed input, a damaged
+temp file and a local write error (the temp file or the journal: a full disk,
+a removed file; the rerun may well use another ``--tmp-dir``, where kept state
+would only block the alias) delete the upload on the server, as the official
+client does, and remove the local state, so the rerun starts over.
 
 What happens to an alias already in the box is decided by ``decide`` alone;
 ``--dry-run`` asks ``FileUploader.preview``, which goes through the same
@@ -38,27 +49,29 @@ import dataclasses
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt, locks
 from snakemake_ghga.api_models import FileUpload, UploadChecksums
 from snakemake_ghga.context import RunContext, UploadResult
 from snakemake_ghga.errors import (
+    ApiError,
     GhgaError,
     InputFileError,
     PartFailedError,
     UnfinishedUploadError,
+    local_write_error,
 )
 from snakemake_ghga.freespace import allocated_bytes, require_free_space
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
 from snakemake_ghga.parts import plan_parts, upload_part_size
+from snakemake_ghga.private_files import open_private, state_dir, state_dir_path
 from snakemake_ghga.transfer import Cancelled
 from snakemake_ghga.upload_parts import PartUploads, UploadPlan
 
-__all__ = ["FileUploader", "UploadDecision", "decide", "upload_state_paths"]
+__all__ = ["FileUploader", "UploadDecision", "UploadState", "decide", "upload_state"]
 
 logger = logging.getLogger(__name__)
 LIVE_STATES = frozenset(
@@ -66,13 +79,32 @@ LIVE_STATES = frozenset(
 )
 
 
-def upload_state_paths(
-    tmp_dir: Path | None, source: Path, alias: str
-) -> tuple[Path, Path]:
-    """Return (temp file, journal) paths for an upload: stable across runs."""
+# Answers that may change on a rerun; other 4xx are definitive.
+_TRANSIENT_STATUS = frozenset({401, 403, 408, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class UploadState:
+    """Where one upload keeps its state: files in the private state dir."""
+
+    temp: Path
+    journal: Path
+    lock: Path
+
+
+def upload_state(tmp_dir: Path | None, source: Path, alias: str) -> UploadState:
+    """Return the state files of an upload: stable across runs, never shared.
+
+    The names derive from the input's absolute path and the alias only; the
+    directory is ``private_files.state_dir_path(tmp_dir)``.
+    """
     key = hashlib.sha256(f"{source.resolve()}\0{alias}".encode()).hexdigest()[:20]
-    base = Path(tmp_dir or tempfile.gettempdir()) / f"ghga-upload-{key}"
-    return base.with_suffix(".c4gh"), base.with_suffix(".journal")
+    base = state_dir_path(tmp_dir) / f"upload-{key}"
+    return UploadState(
+        base.with_suffix(".c4gh"),
+        base.with_suffix(".journal"),
+        base.with_suffix(".lock"),
+    )
 
 
 _CLOSED = "the interrupted upload was already closed"
@@ -144,10 +176,25 @@ class FileUploader:
             GhgaError: the file could not be uploaded (see the failure policy).
         """
         plain_size = crypt.check_plaintext_input(path)
-        temp, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
-        journal = Journal.load(journal_path)
+        state_dir(self._ctx.config.tmp_dir)  # ours and private, or refused
+        state = upload_state(self._ctx.config.tmp_dir, path, alias)
+        with locks.hold(state.lock, f"the upload of {path} as '{alias}'"):
+            return self._upload(
+                path, alias, plain_size, state, overwrite, replace_unfinished
+            )
+
+    def _upload(
+        self,
+        path: Path,
+        alias: str,
+        plain_size: int,
+        state: UploadState,
+        overwrite: bool,
+        replace_unfinished: bool,
+    ) -> UploadResult:
+        journal = Journal.load(state.journal)
         orphan = _remove_pending(journal)
-        plan = self._resume(path, alias, temp, None if orphan else journal)
+        plan = self._resume(path, alias, state, None if orphan else journal)
         if plan is not None:
             return self._run(path, plan)
         known = self._existing.get(alias)
@@ -168,7 +215,7 @@ class FileUploader:
         if known is not None and decision.delete_first:
             self._ctx.api.delete_upload(known.file_id)
         plan = self._start(
-            path, alias, plain_size, temp, journal_path, overwrite=overwrite or orphan
+            path, alias, plain_size, state, overwrite=overwrite or orphan
         )
         return self._run(path, plan)
 
@@ -178,14 +225,14 @@ class FileUploader:
             crypt.check_plaintext_input(path)
         except InputFileError as err:
             return UploadDecision("refuse", str(err))
-        _, journal_path = upload_state_paths(self._ctx.config.tmp_dir, path, alias)
-        journal = Journal.load(journal_path)
+        state = upload_state(self._ctx.config.tmp_dir, path, alias)
+        journal = Journal.load(state.journal)
         header = journal.header if journal is not None else None
         if not isinstance(header, UploadHeader):
             header = None
         known = self._existing.get(alias)
         if header is not None and header.file_id:
-            if self._stale_reason(path, header) is None:
+            if self._stale_reason(path, header, state.temp) is None:
                 return UploadDecision("resume")
             if self._owns_unfinished(header):  # upload() deletes it, then decides
                 known = None
@@ -197,19 +244,19 @@ class FileUploader:
         path: Path,
         alias: str,
         plain_size: int,
-        temp: Path,
-        journal_path: Path,
+        state: UploadState,
         overwrite: bool,
     ) -> UploadPlan:
         """Create the server-side upload; a pending journal covers the gap."""
         ctx = self._ctx
         encrypted = crypt.encrypted_size(plain_size)
-        _require_temp_space(temp, encrypted, alias)
+        _require_temp_space(state.temp, encrypted, alias)
         part_size = upload_part_size(encrypted, ctx.config.part_size_bytes)
         session_key = os.urandom(32)
         sealed = crypt.make_header(session_key, ctx.my_secret_key, ctx.my_public_key)
-        temp.unlink(missing_ok=True)
-        pending = _pending_header(path, alias, temp, part_size, encrypted, sealed)
+        state.temp.unlink(missing_ok=True)
+        pending = _pending_header(path, alias, part_size, encrypted, sealed)
+        journal_path = state.journal
         Journal.create(journal_path, pending)
         try:
             created = ctx.api.create_upload(
@@ -228,16 +275,16 @@ class FileUploader:
             self._delete_quietly(created.file_id)
             journal_path.unlink(missing_ok=True)
             raise
-        return UploadPlan(journal, session_key, hub_key)
+        return UploadPlan(journal, session_key, hub_key, state.temp)
 
     def _resume(
-        self, path: Path, alias: str, temp: Path, journal: Journal | None
+        self, path: Path, alias: str, state: UploadState, journal: Journal | None
     ) -> UploadPlan | None:
         if journal is None or not isinstance(journal.header, UploadHeader):
-            temp.unlink(missing_ok=True)
+            state.temp.unlink(missing_ok=True)
             return None
         header = journal.header
-        reason = self._stale_reason(path, header)
+        reason = self._stale_reason(path, header, state.temp)
         if reason is not None:
             closed = reason.startswith(_CLOSED)
             self._ctx.progress.file_notice(
@@ -246,9 +293,10 @@ class FileUploader:
                 if closed
                 else f"discarding the resume journal: {reason}; starting over",
             )
-            self._discard(journal, header)
+            self._discard(journal, header, state.temp)
             return None
-        _require_temp_space(temp, header.encrypted_size - allocated_bytes(temp), alias)
+        kept = allocated_bytes(state.temp)
+        _require_temp_space(state.temp, header.encrypted_size - kept, alias)
         opened = crypt.parse_header(
             base64.b64decode(header.sealed_session_key), self._ctx.my_secret_key
         )
@@ -258,13 +306,13 @@ class FileUploader:
             alias, f"resuming: {done} of {count} parts already uploaded"
         )
         hub_key = self._ctx.hub_key(header.storage_alias)
-        return UploadPlan(journal, opened.session_keys[0], hub_key)
+        return UploadPlan(journal, opened.session_keys[0], hub_key, state.temp)
 
-    def _stale_reason(self, path: Path, header: UploadHeader) -> str | None:
+    def _stale_reason(self, path: Path, header: UploadHeader, temp: Path) -> str | None:
         known = self._existing.get(header.alias)
         if header.fingerprint != Fingerprint.of(path):
             return "the input file changed since the interrupted upload"
-        if not Path(header.temp_path).is_file():
+        if not temp.is_file():
             return "its encrypted temp file is gone"
         if known is not None and known.file_id == header.file_id:
             if known.state != "init":
@@ -280,11 +328,11 @@ class FileUploader:
             and known.state == "init"
         )
 
-    def _discard(self, journal: Journal, header: UploadHeader) -> None:
+    def _discard(self, journal: Journal, header: UploadHeader, temp: Path) -> None:
         if self._owns_unfinished(header):
             self._delete_quietly(header.file_id)
             self._existing.pop(header.alias, None)
-        Path(header.temp_path).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         journal.remove()
 
     def _delete_quietly(self, file_id: str) -> None:
@@ -299,14 +347,16 @@ class FileUploader:
         header = plan.header
         try:
             result = self._transfer(path, plan)
-        except (KeyboardInterrupt, PartFailedError, Cancelled):
-            raise  # keep the upload, temp file and journal for a rerun
-        except BaseException:
+        except BaseException as err:
+            if _keeps_state(err):
+                if isinstance(err, GhgaError):
+                    self._ctx.progress.file_notice(header.alias, _KEPT_NOTICE)
+                raise
             self._delete_quietly(header.file_id)
-            Path(header.temp_path).unlink(missing_ok=True)
+            plan.temp.unlink(missing_ok=True)
             plan.journal.remove()
             raise
-        Path(header.temp_path).unlink(missing_ok=True)
+        plan.temp.unlink(missing_ok=True)
         plan.journal.remove()
         return result
 
@@ -316,7 +366,10 @@ class FileUploader:
         ctx.progress.file_started(header.alias, header.encrypted_size)
         ctx.progress.file_progress(header.alias, already)
         first_new = plan.resume_after + 1
-        fd = os.open(header.temp_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = open_private(plan.temp)
+        except OSError as err:
+            raise local_write_error(plan.temp, err) from None
         parts = PartUploads(ctx, plan, fd)
         try:
             for part in plan.kept_parts():
@@ -362,7 +415,7 @@ class FileUploader:
         try:
             encrypted = crypt.encrypt_file(
                 path,
-                header.temp_path,
+                plan.temp,
                 writer_secret_key=self._ctx.my_secret_key,
                 recipient_public_key=plan.hub_key,
                 part_size=header.part_size,
@@ -382,7 +435,7 @@ class FileUploader:
 def _require_temp_space(temp: Path, needed: int, alias: str) -> None:
     """Fail before the create (or resumed encryption) if the temp file cannot fit."""
     require_free_space(
-        temp.parent,
+        temp.parent.parent,  # the --tmp-dir, not our private dir inside it
         needed,
         f"the encrypted temp file of '{alias}'",
         "Free space there or choose another directory with --tmp-dir",
@@ -390,20 +443,39 @@ def _require_temp_space(temp: Path, needed: int, alias: str) -> None:
 
 
 def _pending_header(
-    path: Path, alias: str, temp: Path, part_size: int, encrypted: int, sealed: bytes
+    path: Path, alias: str, part_size: int, encrypted: int, sealed: bytes
 ) -> UploadHeader:
     """A journal header written before the create: no file id yet."""
     return UploadHeader(
         str(path.resolve()),
         alias,
         Fingerprint.of(path),
-        str(temp),
         "",
         "",
         part_size,
         encrypted,
         base64.b64encode(sealed).decode(),
     )
+
+
+_KEPT_NOTICE = (
+    "the upload is kept: rerun the same command to finish it "
+    "(parts already sent are not sent again)"
+)
+
+
+def _keeps_state(err: BaseException) -> bool:
+    """Whether a failed upload keeps its server upload, temp file and journal.
+
+    Only an answer that may change on a rerun keeps them (see the module's
+    failure policy).
+    """
+    if isinstance(err, (KeyboardInterrupt, PartFailedError, Cancelled)):
+        return True
+    if isinstance(err, ApiError):
+        status = err.status
+        return status is None or status >= 500 or status in _TRANSIENT_STATUS
+    return False
 
 
 def _remove_pending(journal: Journal | None) -> bool:

@@ -4,7 +4,9 @@ Layer 4, private to `upload`: imports ``crypt``, ``config``, ``parts``,
 ``journal``, ``transfer``, ``part_futures`` and ``context``. Parts are
 submitted to the shared engine as the encryption reports them (or, on resume,
 as kept parts are read back from the temp file and MAC-checked); the first
-failure cancels the file's other parts.
+failure cancels the file's other parts. A part is journaled after its PUT; a
+journal that cannot be written (disk full, file removed) fails the part with
+the ``LocalFileError`` that ``Journal.confirm`` raises, like any part error.
 """
 
 import hashlib
@@ -12,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from snakemake_ghga import crypt
@@ -28,9 +31,12 @@ __all__ = ["PartUploads", "UploadPlan", "hash_kept_part"]
 
 @dataclass(frozen=True, slots=True)
 class UploadPlan:
+    """One upload under way: its journal, keys and encrypted temp file."""
+
     journal: Journal
     session_key: bytes
     hub_key: bytes
+    temp: Path
 
     @property
     def header(self) -> UploadHeader:
@@ -149,8 +155,7 @@ def hash_kept_part(fd: int, plan: UploadPlan, part: Part) -> tuple[str, str]:
             decryptor.decrypt_into(data, out, segment)
         except GhgaError:
             raise InputFileError(
-                f"the encrypted temp file {plan.header.temp_path} is damaged in "
-                f"part {part.number}",
+                f"the encrypted temp file {plan.temp} is damaged in part {part.number}",
                 "Rerun the same command: the upload of this file starts over",
             ) from None
         segment += -(-len(data) // crypt.CIPHER_SEGMENT_SIZE)

@@ -103,8 +103,9 @@ def _add_shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tmp-dir",
         type=Path,
-        help="where encrypted upload temp files go (default: "
-        "system temp dir; tmpfs such as /dev/shm is fastest)",
+        help="where your private resume state (ghga-transfer-UID/: encrypted "
+        "upload temp files, upload journals, locks) goes (default: system temp "
+        "dir; tmpfs such as /dev/shm is fastest)",
     )
     parser.add_argument(
         "--quiet",

@@ -14,6 +14,7 @@ import pytest
 from snakemake_ghga.config import MiB
 from snakemake_ghga.errors import LocalFileError
 from snakemake_ghga.freespace import allocated_bytes, free_bytes, require_free_space
+from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 
@@ -76,7 +77,7 @@ def test_upload_with_too_small_temp_dir_fails_before_the_create(
     assert "--tmp-dir" in result.error
     counts = request_counts(sandbox, mark)
     assert counts["POST ucs"] == 0 and counts["PUT s3"] == 0  # nothing created
-    assert list(small_dir.iterdir()) == []  # no temp file, no journal
+    assert list(state_dir_path(small_dir).iterdir()) == []  # no temp, no journal
     assert sandbox.uploads() == []
 
 

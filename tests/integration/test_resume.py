@@ -14,6 +14,7 @@ import pytest
 from snakemake_ghga import crypt
 from snakemake_ghga.cli import main
 from snakemake_ghga.config import MiB
+from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 from tests.support.signals import default_signals
@@ -85,7 +86,7 @@ def _run_and_kill(
 
 def _journal_has_upload(temp_dir: Path) -> bool:
     """True once a journal names its server-side upload (after the create)."""
-    for path in temp_dir.glob("*.journal"):
+    for path in state_dir_path(temp_dir).glob("*.journal"):
         try:
             if json.loads(path.read_text().splitlines()[0])["file_id"]:
                 return True
@@ -126,7 +127,7 @@ def test_upload_killed_then_rerun_resumes(
         sent_again = body_bytes(sandbox, "PUT", before)
         assert sent_again < crypt.encrypted_size(source.stat().st_size)
     assert sandbox.wait_interrogated("r.bin").state == "interrogated"
-    assert list(temp_dir.iterdir()) == []
+    assert list(state_dir_path(temp_dir).iterdir()) == []
 
 
 def test_download_killed_then_rerun_resumes(

@@ -10,6 +10,7 @@ import pytest
 from snakemake_ghga import crypt
 from snakemake_ghga.config import MiB
 from snakemake_ghga.parts import MIN_UPLOAD_PART_SIZE
+from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 
@@ -136,7 +137,7 @@ def test_refused_create_reports_remedy_and_leaves_no_state(
         [result] = client.upload([(source, "big.bin")])
     assert result.status == "failed"
     assert "size limit" in (result.error or "")
-    assert list(temp_dir.iterdir()) == []
+    assert list(state_dir_path(temp_dir).iterdir()) == []
     assert sandbox.uploads() == []
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from snakemake_ghga import crypt, upload
+from snakemake_ghga import crypt, private_files, upload
 from snakemake_ghga.errors import InputFileError
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.transfer import _RangeReader
@@ -38,8 +38,9 @@ class _RecordingOs:
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
-    def open(self, path: str, flags: int, mode: int = 0o777) -> int:
-        fd = os.open(path, flags, mode)
+    def open_private(self, path: Path) -> int:
+        """Stands in for ``upload.open_private``, which opens the temp file."""
+        fd = private_files.open_private(path)
         self.temp_fds.append(fd)
         return fd
 
@@ -89,6 +90,7 @@ def test_upload_failing_mid_encryption_reads_no_part_after_closing_the_temp_fd(
     monkeypatch.setattr(crypt, "encrypt_file", encrypt_failing_after_part_1)
     monkeypatch.setattr(_RangeReader, "read", read_late)
     monkeypatch.setattr(upload, "os", recording_os)
+    monkeypatch.setattr(upload, "open_private", recording_os.open_private)
     (tmp_path / "tmp").mkdir()
     token = sandbox.upload_token(user_keys.public)
     try:

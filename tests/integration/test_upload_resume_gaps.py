@@ -15,8 +15,9 @@ from snakemake_ghga.api import GhgaApi
 from snakemake_ghga.errors import PartFailedError
 from snakemake_ghga.journal import Journal
 from snakemake_ghga.parts import plan_parts
+from snakemake_ghga.private_files import state_dir, state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.upload import upload_state_paths
+from snakemake_ghga.upload import upload_state
 from snakemake_ghga.upload_parts import PartUploads
 from tests.conftest import KeyPair
 
@@ -72,7 +73,7 @@ def test_resume_when_every_part_was_sent_only_closes(
         client.upload_file(source, "all.bin")
     monkeypatch.setattr(GhgaApi, "complete_upload", original)
 
-    _, journal_path = upload_state_paths(tmp_dir, source, "all.bin")
+    journal_path = upload_state(tmp_dir, source, "all.bin").journal
     count = plan_parts(crypt.encrypted_size(SIZE), _part_size(journal_path)).count
     assert len(_records(journal_path)) == count
     if not noted:  # a kill between the last part and the note: re-hash the input
@@ -89,7 +90,7 @@ def test_resume_when_every_part_was_sent_only_closes(
     assert result.plain_sha256 == _sha256(source)
     assert result.plain_size == SIZE
     assert body_bytes(sandbox, "PUT", mark) == 0  # nothing sent twice
-    assert list(tmp_dir.iterdir()) == []
+    assert list(state_dir_path(tmp_dir).iterdir()) == []
     assert _archived_sha256(sandbox, "all.bin") == _sha256(source)
 
 
@@ -144,7 +145,7 @@ def test_resume_after_a_gap_sends_only_the_missing_parts(
         sandbox, user_keys, token, tmp_dir, source, "gap.bin", {1, 3, 4}, monkeypatch
     )
 
-    _, journal_path = upload_state_paths(tmp_dir, source, "gap.bin")
+    journal_path = upload_state(tmp_dir, source, "gap.bin").journal
     confirmed = _records(journal_path)
     assert 2 not in confirmed and {1, 3, 4} <= confirmed
     parts = plan_parts(crypt.encrypted_size(SIZE), _part_size(journal_path))
@@ -157,7 +158,7 @@ def test_resume_after_a_gap_sends_only_the_missing_parts(
     assert result.status == "uploaded", result
     assert body_bytes(sandbox, "PUT", mark) == missing  # no confirmed part again
     assert result.bytes_sent == missing
-    assert list(tmp_dir.iterdir()) == []
+    assert list(state_dir_path(tmp_dir).iterdir()) == []
     # the kept segments across part boundaries still match: the hub decrypts it
     assert _archived_sha256(sandbox, "gap.bin") == _sha256(source)
 
@@ -176,7 +177,7 @@ def test_resume_refuses_a_damaged_kept_part_and_starts_over(
     _upload_losing_part_2(
         sandbox, user_keys, token, tmp_dir, source, "bad.bin", {1, 3}, monkeypatch
     )
-    temp, _ = upload_state_paths(tmp_dir, source, "bad.bin")
+    temp = upload_state(tmp_dir, source, "bad.bin").temp
     with temp.open("r+b") as handle:  # flip a byte in the middle of part 2
         handle.seek(5 * MiB + 2 * MiB)
         byte = handle.read(1)
@@ -187,7 +188,9 @@ def test_resume_refuses_a_damaged_kept_part_and_starts_over(
         results = client.upload([(source, "bad.bin")])
     assert results[0].status == "failed"
     assert "damaged in part 2" in (results[0].error or "")
-    assert list(tmp_dir.iterdir()) == []  # the rerun after this starts over
+    assert (
+        list(state_dir_path(tmp_dir).iterdir()) == []
+    )  # the rerun after this starts over
     with make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client:
         again = client.upload_file(source, "bad.bin")
     assert again.status == "uploaded"
@@ -228,8 +231,9 @@ def test_upload_removes_a_journal_temp_left_by_a_kill(
     source = random_file(tmp_path / "src", "left.bin", 1 * MiB)
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
-    _, journal_path = upload_state_paths(tmp_dir, source, "left.bin")
-    leftover = tmp_dir / f".{journal_path.name}.{_dead_pid()}.tmp"
+    state_dir(tmp_dir)
+    journal_path = upload_state(tmp_dir, source, "left.bin").journal
+    leftover = journal_path.parent / f".{journal_path.name}.{_dead_pid()}.tmp"
     leftover.write_text(json.dumps({"version": 1})[:5])
     leftover.chmod(0o600)
 
@@ -238,7 +242,7 @@ def test_upload_removes_a_journal_temp_left_by_a_kill(
         result = client.upload_file(source, "left.bin")
 
     assert result.status == "uploaded"
-    assert list(tmp_dir.iterdir()) == []
+    assert list(state_dir_path(tmp_dir).iterdir()) == []
 
 
 def test_journal_notes_survive_a_reload(tmp_path: Path) -> None:
@@ -281,7 +285,9 @@ def test_rerun_after_a_close_that_landed_skips_and_cleans_up(
     ):
         client.upload_file(source, "closed.bin")
     monkeypatch.setattr(GhgaApi, "complete_upload", original)
-    assert list(tmp_dir.iterdir())  # the journal and temp file are still there
+    assert list(
+        state_dir_path(tmp_dir).iterdir()
+    )  # the journal and temp file are still there
 
     mark = len(sandbox.request_log())
     with make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client:
@@ -289,4 +295,4 @@ def test_rerun_after_a_close_that_landed_skips_and_cleans_up(
 
     assert result.status == "skipped", result
     assert body_bytes(sandbox, "PUT", mark) == 0
-    assert list(tmp_dir.iterdir()) == []
+    assert list(state_dir_path(tmp_dir).iterdir()) == []

@@ -20,6 +20,7 @@ from snakemake_ghga import keys
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import TransferConfig
 from snakemake_ghga.errors import GhgaError
+from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.token import open_sealed_box, parse_token
 
 from .harness import MiB, World, file_sha256, random_file
@@ -141,7 +142,7 @@ def test_cli_upload_and_download_at_debug_leak_nothing(
     assert code == 0, err
     secrets = _secrets(up_token, secret)
     assert _leaks(out + err + cmdlines, secrets) == []
-    assert list(tmp_dir.iterdir()) == []  # temp and journal removed after success
+    assert list(state_dir_path(tmp_dir).iterdir()) == []  # temp, journal gone
     assert world.accession_sha256("s.bin") == file_sha256(source)
 
     accession = world.sandbox.wait_interrogated("s.bin").accession

@@ -1,6 +1,7 @@
 """GhgaClient helpers and the progress renderers (no sockets)."""
 
 import io
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,8 +10,9 @@ import pytest
 from snakemake_ghga.api_models import FileUpload, WorkPackage
 from snakemake_ghga.client import GhgaClient, _check_unique, _live_by_alias
 from snakemake_ghga.errors import AuthError, ConfigError
+from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.progress import BarProgress, LineProgress
-from snakemake_ghga.upload import upload_state_paths
+from snakemake_ghga.upload import upload_state
 
 
 def _upload(alias: str, state: str, file_id: str) -> FileUpload:
@@ -37,11 +39,16 @@ def test_duplicate_paths_and_aliases_are_config_errors(tmp_path: Path) -> None:
     _check_unique([(one, "a"), (two, "b")])
 
 
-def test_upload_state_paths_are_stable_and_per_alias(tmp_path: Path) -> None:
-    first = upload_state_paths(tmp_path, tmp_path / "f", "a")
-    assert first == upload_state_paths(tmp_path, tmp_path / "f", "a")
-    assert first != upload_state_paths(tmp_path, tmp_path / "f", "b")
-    assert first[0].suffix == ".c4gh" and first[1].suffix == ".journal"
+def test_upload_state_is_stable_per_alias_and_in_the_private_dir(
+    tmp_path: Path,
+) -> None:
+    first = upload_state(tmp_path, tmp_path / "f", "a")
+    assert first == upload_state(tmp_path, tmp_path / "f", "a")
+    assert first != upload_state(tmp_path, tmp_path / "f", "b")
+    assert first.temp.suffix == ".c4gh" and first.journal.suffix == ".journal"
+    private = state_dir_path(tmp_path)
+    assert {first.temp.parent, first.journal.parent, first.lock.parent} == {private}
+    assert private == tmp_path / f"ghga-transfer-{os.getuid()}"
 
 
 def test_bar_progress_moves_with_bytes() -> None:

@@ -14,7 +14,6 @@ def _upload_header(tmp_path: Path) -> UploadHeader:
         str(source),
         "alias",
         Fingerprint.of(source),
-        str(tmp_path / "t.c4gh"),
         "file-1",
         "HD01",
         5_245_120,

@@ -45,14 +45,14 @@ def _kept_upload(
         str(source),
         "in.bin",
         Fingerprint.of(source),
-        str(temp),
         "file-1",
         "storage-1",
         PART_SIZE,
         temp.stat().st_size,
         "sealed",
     )
-    plan = UploadPlan(Journal(tmp_path / "in.journal", header), session_key, b"hub")
+    journal = Journal(tmp_path / "in.journal", header)
+    plan = UploadPlan(journal, session_key, b"hub", temp)
     return plan, sorted(parts, key=lambda part: part.number)
 
 
@@ -83,7 +83,7 @@ def test_hash_kept_part_reads_each_part_once_and_matches_encryption(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     plan, encrypted = _kept_upload(tmp_path, user_keys, hub_keys)
-    fd = os.open(plan.header.temp_path, os.O_RDONLY)
+    fd = os.open(plan.temp, os.O_RDONLY)
     try:
         for part in encrypted:
             counted = _count_reads(monkeypatch)
@@ -111,8 +111,8 @@ def test_hash_kept_part_damaged_segment_is_refused(
     first = plan.parts[0]
     # the segment crossing the end of part 1 is damaged where part 2 holds it
     offset = first.end + 10 if where == "shared_with_next_part" else first.size // 2
-    _flip_byte(plan.header.temp_path, offset)
-    fd = os.open(plan.header.temp_path, os.O_RDONLY)
+    _flip_byte(plan.temp, offset)
+    fd = os.open(plan.temp, os.O_RDONLY)
     try:
         with pytest.raises(InputFileError, match="damaged in part 1"):
             hash_kept_part(fd, plan, first)
