@@ -27,6 +27,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from snakemake_ghga.api import GhgaApi
 from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.errors import Cancelled
+from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.token import WorkPackageToken
 from snakemake_ghga.transfer import TransferEngine, UploadPart
@@ -295,7 +296,8 @@ def test_ctrl_c_during_an_upload_exits_within_budget(
     with Sandbox(tmp_path / "sandbox") as sandbox:
         argv = _upload_argv(sandbox, user_keys, tmp_path, size, part_mib)
         code, took, stderr = _interrupt_cli(state, argv, tmp_path, None)
-        assert list((tmp_path / "tmp").glob("*.journal")), "no resume state kept"
+        kept = state_dir_path(tmp_path / "tmp").glob("*.journal")
+        assert list(kept), "no resume state kept"
 
     _check_interrupted(code, took, stderr, state)
 
