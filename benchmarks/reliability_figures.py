@@ -5,13 +5,16 @@ Runs, against the local sandbox (snakemake_ghga.sandbox) and the real
   1. kill -9 trials at seeded random moments, per direction, then the same
      command again; plus one Ctrl-C trial per direction;
   2. a fault soak: mixed sizes with 5 % injected faults, 2 s URLs, 3 s WOTs;
-  3. the bad-input, corrupt-part, secret-leak and hostile-server tests (pytest,
-     counted);
+  3. the bad-input, corrupt-part, secret-leak, hostile-server, network,
+     interrupt and token-prompt tests (pytest, counted), with the exit time
+     after Ctrl-C in each state the interrupt tests hold the CLI in;
 and rewrites docs/reliability.md. `--quick` runs the CI-sized variant.
 Takes about 10 minutes on a 2-core machine (about 2 with --quick).
 """
 
 import argparse
+import json
+import os
 import platform
 import signal
 import subprocess
@@ -30,6 +33,7 @@ from tests.reliability import harness  # noqa: E402
 from tests.reliability.harness import KillTrial, MiB, World  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
+EXIT_TIMES = "exit_times.json"
 SEED = 8
 
 
@@ -139,7 +143,11 @@ def run_pytest(root: Path) -> list[tuple[str, str, str]]:
         "tests/security/test_hostile_server.py",
         "tests/security/test_local_users.py",
         "tests/security/test_keep_work.py",
+        "tests/security/test_network.py",
+        "tests/security/test_interrupts.py",
+        "tests/security/test_token_prompt.py",
     ]
+    env = {**os.environ, "RELIABILITY_EXIT_TIMES": str(root / EXIT_TIMES)}
     subprocess.run(
         [
             sys.executable,
@@ -152,10 +160,18 @@ def run_pytest(root: Path) -> list[tuple[str, str, str]]:
             *tests,
         ],
         cwd=ROOT,
+        env=env,
         check=False,
         capture_output=True,
     )
     return pytest_counts(junit)
+
+
+def exit_times(root: Path) -> dict[str, float]:
+    """State → seconds from SIGINT to exit, as the interrupt tests measured them."""
+    path = root / EXIT_TIMES
+    times: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+    return times
 
 
 def _mib(n: int) -> str:
@@ -200,6 +216,7 @@ def render(
     found: dict[str, list[KillTrial]],
     soaked: harness.SoakResult,
     rows: list[tuple[str, str, str]],
+    exits: dict[str, float],
     elapsed_s: float,
     quick: bool,
 ) -> str:
@@ -265,12 +282,13 @@ def render(
         f"| Tracebacks printed | {soaked.tracebacks} |",
         "",
         "## 3. Bad inputs, corrupt parts, secrets, a hostile server, local users, "
-        "keeping work",
+        "keeping work, the network, interrupts",
         "",
         f"{len(rows)} tests in `tests/reliability/test_bad_inputs.py`, "
         "`test_corrupt_part.py`, `test_secrets.py` and "
         "`tests/security/test_hostile_server.py`, `test_local_users.py`, "
-        "`test_keep_work.py`: "
+        "`test_keep_work.py`, `test_network.py`, `test_interrupts.py`, "
+        "`test_token_prompt.py`: "
         f"{passed} passed, {len(failed)} failed. Each bad input must give a non-zero "
         "exit, exactly one stderr line naming the cause and the fix, no traceback, "
         "and leave nothing behind (temp dir, output dir and the box are checked). "
@@ -280,11 +298,20 @@ def render(
         "reported as verified. The local-user tests plant state, symlinks and hard "
         "links as another uid and run a second transfer of a running one; the "
         "keep-work tests fail an upload's close and its journal writes (see "
-        "security.md).",
+        "security.md). The network tests refuse plain http to any host but "
+        "loopback and send the parts through a real tinyproxy; the interrupt tests "
+        "hold the CLI in each state below, send SIGINT and require exit 130 within "
+        "2 s with the resume hint.",
         "",
         "| Test | Outcome |",
         "|---|---|",
         *[f"| `{name}` | {outcome.replace('|', '/')} |" for _, name, outcome in rows],
+        "",
+        "Seconds from Ctrl-C (SIGINT) to exit, per state (limit 2 s):",
+        "",
+        "| State | Exit after SIGINT |",
+        "|---|---|",
+        *[f"| {state} | {took:.2f} s |" for state, took in exits.items()],
         "",
         "## Reproduce",
         "",
@@ -314,7 +341,9 @@ def main() -> int:
             world.stop()
         soaked = soak(root, s)
         rows = run_pytest(root)
-    text = render(s, found, soaked, rows, time.monotonic() - started, args.quick)
+        exits = exit_times(root)
+    elapsed_s = time.monotonic() - started
+    text = render(s, found, soaked, rows, exits, elapsed_s, args.quick)
     args.output.write_text(text, encoding="utf-8")
     print(f"wrote {args.output}")
     return 0

@@ -11,6 +11,10 @@ transfer engine. Design notes:
 - ``Retry-After`` is read by that ``Retry`` alone: it also turns the DCS's
   "202, still staging" into the wait before asking again; an invalid value
   counts as none (backoff, or the default staging wait), not as a failure;
+  a retry's ``Retry-After`` is capped by ``backoff_max_s``, and ``stop``
+  (Ctrl-C) ends a retry wait at once with ``Cancelled``;
+- the WKVS URL and the service URLs it returns must be https, or http to a
+  loopback host (``config.url_refusal``), before any token is sent;
 - every response body goes through an ``api_models`` parser, so a body of the
   wrong shape is an ``ApiError``, never an ``AttributeError`` or ``KeyError``.
 """
