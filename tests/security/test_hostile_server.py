@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from snakemake_ghga import crypt, keys
+from snakemake_ghga.api_models import shown
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import TransferConfig
 from snakemake_ghga.context import DownloadResult
@@ -142,7 +143,7 @@ def test_names_leaving_the_output_dir_fail_alone(
     assert _summary(done) == "summary: 1 downloaded, 0 skipped, 2 failed"
     assert len(lines) == 2, lines
     for fake in hostile:
-        [line] = [line for line in lines if repr(fake) in line]
+        [line] = [line for line in lines if line.startswith(f"failed {shown(fake)}: ")]
         assert "not a plain file name" in line
     assert _files(tmp_path / "work") == ["out"]  # nothing beside out/
     assert _files(outside) == []
