@@ -16,13 +16,18 @@ transfer engine. Design notes:
 - the WKVS URL and the service URLs it returns must be https, or http to a
   loopback host (``config.url_refusal``), before any token is sent;
 - every response body goes through an ``api_models`` parser, so a body of the
-  wrong shape is an ``ApiError``, never an ``AttributeError`` or ``KeyError``.
+  wrong shape is an ``ApiError``, never an ``AttributeError`` or ``KeyError``;
+- ``prefetch_*`` start a request the flow will need on a background thread,
+  so that it overlaps another (a WOT while waiting for an upload slot, the
+  close WOT beside the upload WOT, the envelope beside the DRS request); the
+  request itself is the same, so no call is added, only a round trip saved.
 """
 
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -33,7 +38,7 @@ from urllib3.util.retry import Retry
 
 from snakemake_ghga import api_models as models
 from snakemake_ghga.config import DEFAULT_WKVS_URL, require_https, url_refusal
-from snakemake_ghga.errors import ApiError, AuthError, Cancelled
+from snakemake_ghga.errors import ApiError, AuthError, Cancelled, GhgaError
 from snakemake_ghga.redact import install_log_redaction, redact_text
 from snakemake_ghga.token import WorkPackageToken, open_sealed_box
 
@@ -148,15 +153,43 @@ class GhgaApi:
         self._access_token: str | None = None
         self._wots: dict[_WotKey, tuple[str, float]] = {}
         self._wot_locks: dict[_WotKey, threading.Lock] = {}
+        self._background = ThreadPoolExecutor(16, thread_name_prefix="ghga-api")
+        self._envelopes: dict[str, Future[bytes]] = {}
         install_log_redaction()  # requests logs through urllib3
 
     def close(self) -> None:
-        """Close the session's pooled connections."""
+        """Stop the prefetches and close the session's pooled connections."""
+        self._background.shutdown(wait=False, cancel_futures=True)
         self._session.close()
 
     def stop(self) -> None:
         """End retry waits at once and refuse new requests (e.g. on Ctrl-C)."""
         self._stopped.set()
+
+    # -- prefetching ----------------------------------------------------------
+
+    def prefetch_create_token(self, alias: str) -> None:
+        """Fetch the WOT that creating the upload of ``alias`` will need."""
+        self._background.submit(self._wot_quietly, ("create", alias, None))
+
+    def prefetch_close_token(self, file_id: str) -> None:
+        """Fetch the WOT that closing upload ``file_id`` will need (soon: it
+        lives 30 s, so only for a file that will be done by then)."""
+        self._background.submit(self._wot_quietly, ("close", None, file_id))
+
+    def prefetch_envelope(self, accession: str) -> None:
+        """Fetch the envelope ``envelope(accession)`` will then return."""
+        with self._lock:
+            if accession not in self._envelopes:
+                self._envelopes[accession] = self._background.submit(
+                    self._fetch_envelope, accession
+                )
+
+    def _wot_quietly(self, key: _WotKey) -> None:
+        try:
+            self._wot(key)
+        except GhgaError:  # the request that needs it asks again and says why
+            logger.debug("prefetching a %s work order token failed", key[0])
 
     # -- plumbing -----------------------------------------------------------
 
@@ -405,6 +438,13 @@ class GhgaApi:
 
     def envelope(self, accession: str) -> bytes:
         """Return the file's Crypt4GH header, encrypted for this user."""
+        with self._lock:
+            prefetched = self._envelopes.pop(accession, None)
+        if prefetched is not None:
+            return prefetched.result()
+        return self._fetch_envelope(accession)
+
+    def _fetch_envelope(self, accession: str) -> bytes:
         what = f"fetching the envelope of {accession}"
         url = f"{self.well_known().dcs_url}/objects/{accession}/envelopes"
         response = self._with_wot(("download", accession, None), "GET", url, what)

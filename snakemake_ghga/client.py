@@ -3,8 +3,10 @@
 Layer 4: the only module that composes ``api``, ``transfer``, ``upload`` and
 ``download``. One client per run: one ``requests.Session``, one
 ``TransferEngine`` (executor + connection pool) for all parts of all files,
-and a small pool of file threads (``max_files_in_flight``) that start files
-while others are still moving, so many small files do not go one by one.
+and a pool of file threads that start files while others are still moving,
+so many small files do not go one by one: 16 downloads at a time, and 5
+uploads (the box's limit of open uploads; the others wait for a slot with
+their create WOT already fetched). ``max_files_in_flight`` fixes both.
 """
 
 import hashlib
@@ -57,7 +59,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 UploadInfo = FileUpload
-MAX_OPEN_UPLOADS = 5  # the UCS refuses a 6th unfinished upload per box (429)
 _DEFAULT_CONFIG = TransferConfig()
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -84,7 +85,7 @@ class GhgaClient:
             my_secret_key,
             encode_public_key_b64(my_public_key),
             timeout_s=(config.connect_timeout_s, config.read_timeout_s),
-            pool_size=config.max_workers + config.max_files_in_flight,
+            pool_size=config.worker_cap + config.download_files_in_flight,
             backoff_max_s=config.backoff_max_s,
         )
         self.engine = TransferEngine(config)
@@ -98,9 +99,10 @@ class GhgaClient:
             progress or NullProgress(),
         )
         self._files = ThreadPoolExecutor(
-            config.max_files_in_flight, thread_name_prefix="ghga-file"
+            max(config.upload_files_in_flight, config.download_files_in_flight),
+            thread_name_prefix="ghga-file",
         )
-        self._upload_slots = threading.BoundedSemaphore(MAX_OPEN_UPLOADS)
+        self._upload_slots = threading.BoundedSemaphore(config.upload_files_in_flight)
 
     def __enter__(self) -> "GhgaClient":
         return self
@@ -263,6 +265,7 @@ class GhgaClient:
         replace: bool = False,
     ) -> UploadResult:
         progress = self._ctx.progress
+        self._prefetch_create_token(uploader, path, alias, overwrite)
         try:
             with self._upload_slots:
                 result = uploader.upload(
@@ -276,6 +279,17 @@ class GhgaClient:
             return UploadResult(path, alias, "failed", error=message)
         progress.file_finished(alias, True, result.status)
         return result
+
+    def _prefetch_create_token(
+        self, uploader: FileUploader, path: Path, alias: str, overwrite: bool
+    ) -> None:
+        """Fetch the create WOT while waiting for an upload slot, if one is needed."""
+        try:
+            action = uploader.preview(path, alias, overwrite=overwrite).action
+        except GhgaError:
+            return  # the upload itself reports it
+        if action in ("upload", "replace"):
+            self.api.prefetch_create_token(alias)
 
     def _submit_reported(
         self,
@@ -323,7 +337,7 @@ class GhgaClient:
             GhgaError: the download failed.
         """
         self._extension(accession)
-        for _, drs in self._staged([accession]):
+        for _, drs in self._staged([accession], fetching=True):
             if isinstance(drs, GhgaError):
                 raise drs
             return self._download_one(drs, Path(destination), keep_encrypted, False)
@@ -358,7 +372,7 @@ class GhgaClient:
             results[accession] = planned
             if planned.status != "pending":
                 report(planned)
-        for accession, drs in self._staged(list(pending)):
+        for accession, drs in self._staged(list(pending), fetching=True):
             if isinstance(drs, GhgaError):
                 failed = self._failed(accession, pending[accession], drs)
                 results[accession] = failed
@@ -436,19 +450,23 @@ class GhgaClient:
         return files[accession]
 
     def _staged(
-        self, accessions: list[str]
+        self, accessions: list[str], *, fetching: bool = False
     ) -> Iterator[tuple[str, DrsObject | GhgaError]]:
         """Yield each file as it becomes ready (or fails), polling all at once.
 
         The DRS requests of files that are due run concurrently, so many small
-        files are not staged one request after the other.
+        files are not staged one request after the other. ``fetching``: the
+        files will be downloaded, so each envelope is fetched beside the
+        file's first DRS request rather than after it.
         """
         due = dict.fromkeys(accessions, 0.0)
         deadline = time.monotonic() + self.config.staging_timeout_s
-        workers = self.config.max_files_in_flight
+        workers = self.config.download_files_in_flight
         with ThreadPoolExecutor(workers, thread_name_prefix="ghga-stage") as polls:
             while due:
                 ready = [a for a, t in due.items() if t <= time.monotonic()]
+                for accession in ready if fetching else []:
+                    self.api.prefetch_envelope(accession)
                 for accession, answer in zip(
                     ready, polls.map(self._ask_drs, ready), strict=True
                 ):

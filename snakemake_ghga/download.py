@@ -55,6 +55,7 @@ from snakemake_ghga.parts import (
     download_part_size,
     plain_offset_of,
     plan_parts,
+    requested_part_size,
 )
 from snakemake_ghga.private_files import (
     create_private,
@@ -279,7 +280,8 @@ class FileDownloader:
     def _journal(self, drs: DrsObject, destination: Path, keep: bool) -> Journal:
         temp = _temp_path(destination)
         journal_path = destination.with_name(f".{destination.name}.journal")
-        part_size = download_part_size(self._ctx.config.part_size_bytes)
+        config = self._ctx.config
+        part_size = download_part_size(requested_part_size(drs.size, config))
         wanted = DownloadHeader(
             drs.accession, str(temp), drs.size, drs.sha256, part_size, keep
         )

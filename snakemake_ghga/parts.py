@@ -11,7 +11,11 @@ its own and lands at a known plaintext offset.
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from snakemake_ghga.config import MAX_PART_SIZE_BYTES
+from snakemake_ghga.config import (
+    DEFAULT_PART_SIZE_BYTES,
+    MAX_PART_SIZE_BYTES,
+    TransferConfig,
+)
 from snakemake_ghga.errors import ConfigError
 
 __all__ = [
@@ -19,12 +23,15 @@ __all__ = [
     "MAX_PARTS",
     "MAX_UPLOAD_PART_SIZE",
     "MIN_UPLOAD_PART_SIZE",
+    "PARTS_PER_WORKER",
     "SEGMENT_SIZE",
     "Part",
     "PartPlan",
+    "auto_part_size",
     "download_part_size",
     "plain_offset_of",
     "plan_parts",
+    "requested_part_size",
     "upload_part_size",
 ]
 
@@ -33,6 +40,7 @@ CIPHER_SEGMENT_SIZE = 65_564
 MAX_PARTS = 10_000
 _PARTS_WITH_SLACK = 9_995  # as the official client: room for rounding
 MIN_UPLOAD_PART_SIZE = 80 * CIPHER_SEGMENT_SIZE  # 5,245,120 ≥ 5 MiB
+PARTS_PER_WORKER = 3  # so parts that finish early leave no connection idle
 MAX_UPLOAD_PART_SIZE = (
     MAX_PART_SIZE_BYTES // CIPHER_SEGMENT_SIZE
 ) * CIPHER_SEGMENT_SIZE
@@ -82,6 +90,28 @@ class PartPlan:
 
 def _round_up_to_segments(size: int) -> int:
     return -(-size // CIPHER_SEGMENT_SIZE) * CIPHER_SEGMENT_SIZE
+
+
+def auto_part_size(total_size: int, workers: int) -> int:
+    """A part size that spreads one file over ``workers`` connections.
+
+    About ``PARTS_PER_WORKER`` parts per worker, in whole cipher segments,
+    at least ``MIN_UPLOAD_PART_SIZE`` (the UCS minimum; smaller ranges would
+    spend more on requests than they gain) and at most the 64 MiB that
+    serves large files well. It depends on the file and the cap of workers
+    only, never on the concurrency of the moment, so a rerun plans the same
+    parts and can resume.
+    """
+    wanted = _round_up_to_segments(-(-total_size // (PARTS_PER_WORKER * workers)))
+    largest = _round_up_to_segments(DEFAULT_PART_SIZE_BYTES)
+    return max(MIN_UPLOAD_PART_SIZE, min(largest, wanted))
+
+
+def requested_part_size(total_size: int, config: TransferConfig) -> int:
+    """The configured part size, or the automatic one for this file."""
+    if config.part_size_bytes is not None:
+        return config.part_size_bytes
+    return auto_part_size(total_size, config.worker_cap)
 
 
 def upload_part_size(encrypted_size: int, requested: int) -> int:

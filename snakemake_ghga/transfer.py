@@ -6,9 +6,11 @@ cipher (downloaded bytes go to a ``PartSink``).
 
 Design notes:
 - one ``ThreadPoolExecutor`` and one set of connection pools (``maxsize`` =
-  workers, ``block=True``) serve every file of a run; ``proxies.ProxyRoutes``
+  the worker cap, ``block=True``) serve every file of a run; ``proxies.ProxyRoutes``
   sends each part through the proxy ``requests`` would use for its URL
-  (``HTTPS_PROXY``, ``NO_PROXY``, ...);
+  (``HTTPS_PROXY``, ``NO_PROXY``, ...); a ``concurrency.PartLimiter`` gates
+  each attempt, and, unless ``max_workers`` fixes it, adapts how many run at
+  once from how fast they finish and the 429/503 answers they get;
 - a presigned URL must be https, or http to a loopback host (``config.
   url_refusal``): anything else fails the part without a request;
 - bodies are streamed: a PUT reads its part from the temp file in
@@ -59,6 +61,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
+from snakemake_ghga.concurrency import PartLimiter
 from snakemake_ghga.config import BUFFER_BYTES, TransferConfig, url_refusal
 from snakemake_ghga.errors import (
     ApiError,
@@ -84,6 +87,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_SLOW_DOWN_STATUS = frozenset({429, 503})
 CORRUPT_ATTEMPTS = 3  # fetches of a part whose bytes fail their MAC check
 ProgressCallback = Callable[[int], None]
 _RETRY_AFTER = Retry()  # used only for its Retry-After parser
@@ -123,11 +127,16 @@ class UploadPart:
 
 class _Retryable(Exception):
     def __init__(
-        self, cause: str, retry_after_s: float | None = None, refresh_url: bool = False
+        self,
+        cause: str,
+        retry_after_s: float | None = None,
+        refresh_url: bool = False,
+        slow_down: bool = False,
     ) -> None:
         super().__init__(cause)
         self.retry_after_s = retry_after_s
         self.refresh_url = refresh_url
+        self.slow_down = slow_down
 
 
 class _Corrupt(_Retryable):
@@ -205,7 +214,11 @@ def _classify(status: int, response: Any, what: str) -> Exception:
     if status == 403:
         return _Retryable(f"HTTP 403 from storage on {what}", refresh_url=True)
     if status in _RETRY_STATUS:
-        return _Retryable(f"HTTP {status} on {what}", _retry_after_s(response))
+        return _Retryable(
+            f"HTTP {status} on {what}",
+            _retry_after_s(response),
+            slow_down=status in _SLOW_DOWN_STATUS,
+        )
     return _Fatal(f"HTTP {status} on {what}")
 
 
@@ -223,9 +236,10 @@ class TransferEngine:
         self._stopped = threading.Event()
         self._sleep = sleep or self._stopped.wait  # stop() ends a retry wait
         self._jitter = jitter
+        self.limiter = PartLimiter(config.max_workers, config.worker_cap)
         self.pool = ProxyRoutes(
             num_pools=8,
-            maxsize=config.max_workers,
+            maxsize=config.worker_cap,
             block=True,
             retries=False,
             timeout=urllib3.Timeout(
@@ -234,7 +248,7 @@ class TransferEngine:
             blocksize=BUFFER_BYTES,
         )
         self.executor = ThreadPoolExecutor(
-            config.max_workers, thread_name_prefix="ghga-part"
+            config.worker_cap, thread_name_prefix="ghga-part"
         )
         self._buffers = threading.local()
         install_log_redaction()
@@ -295,8 +309,7 @@ class TransferEngine:
             if cancel.is_set() or self._stopped.is_set():
                 raise Cancelled(f"{label}: cancelled")
             try:
-                url = _url_for(urls, part)
-                attempt_once(url)
+                self._attempt(label, part, urls, cancel, attempt_once)
                 return
             except _Fatal as err:
                 cause, attempts = err, attempt
@@ -310,11 +323,35 @@ class TransferEngine:
                     corrupt += 1
                     if corrupt >= CORRUPT_ATTEMPTS or attempt == attempts:
                         raise _corrupt_part(label, part, corrupt, err) from err.error
-                if err.refresh_url:
-                    urls.invalidate(url)
                 if attempt < attempts:
                     self._sleep(self._delay_s(attempt, err.retry_after_s))
         raise _part_failed(label, part, attempts, cause)
+
+    def _attempt(
+        self,
+        label: str,
+        part: Part,
+        urls: UrlSource,
+        cancel: threading.Event,
+        attempt_once: Callable[[str], None],
+    ) -> None:
+        """One attempt in a slot of the limiter: get a URL, send the request."""
+        if not self.limiter.gate.acquire(lambda: cancel.is_set() or self.stopped):
+            raise Cancelled(f"{label}: cancelled")
+        url: str | None = None
+        started = self.limiter.clock()
+        try:
+            url = _url_for(urls, part)
+            attempt_once(url)
+            self.limiter.finished(started, part.size)
+        except _Retryable as err:
+            if err.refresh_url and url is not None:
+                urls.invalidate(url)
+            if err.slow_down:
+                self.limiter.throttled()
+            raise
+        finally:
+            self.limiter.gate.release()
 
     # -- upload ---------------------------------------------------------------
 

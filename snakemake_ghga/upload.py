@@ -66,7 +66,7 @@ from snakemake_ghga.errors import (
 )
 from snakemake_ghga.freespace import allocated_bytes, require_free_space
 from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
-from snakemake_ghga.parts import plan_parts, upload_part_size
+from snakemake_ghga.parts import plan_parts, requested_part_size, upload_part_size
 from snakemake_ghga.private_files import open_private, state_dir, state_dir_path
 from snakemake_ghga.transfer import Cancelled
 from snakemake_ghga.upload_parts import PartUploads, UploadPlan
@@ -74,6 +74,7 @@ from snakemake_ghga.upload_parts import PartUploads, UploadPlan
 __all__ = ["FileUploader", "UploadDecision", "UploadState", "decide", "upload_state"]
 
 logger = logging.getLogger(__name__)
+SOON_DONE_BYTES = 16 * 1024 * 1024
 LIVE_STATES = frozenset(
     {"init", "inbox", "interrogated", "awaiting_archival", "archived"}
 )
@@ -251,7 +252,8 @@ class FileUploader:
         ctx = self._ctx
         encrypted = crypt.encrypted_size(plain_size)
         _require_temp_space(state.temp, encrypted, alias)
-        part_size = upload_part_size(encrypted, ctx.config.part_size_bytes)
+        requested = requested_part_size(encrypted, ctx.config)
+        part_size = upload_part_size(encrypted, requested)
         session_key = os.urandom(32)
         sealed = crypt.make_header(session_key, ctx.my_secret_key, ctx.my_public_key)
         state.temp.unlink(missing_ok=True)
@@ -265,6 +267,8 @@ class FileUploader:
         except GhgaError:  # refused: nothing was created, nothing to resume
             journal_path.unlink(missing_ok=True)
             raise
+        if encrypted <= SOON_DONE_BYTES:  # its close comes within the WOT's life
+            ctx.api.prefetch_close_token(created.file_id)
         try:
             hub_key = ctx.hub_key(created.storage_alias)
             header = dataclasses.replace(

@@ -245,7 +245,6 @@ def _load_optional_public(path: Path | None) -> bytes | None:
 
 
 def _transfer_config(settings: StorageProviderSettings) -> TransferConfig:
-    defaults = TransferConfig()
     part_size_mib = _int_in_range(
         settings.part_size,
         "part_size",
@@ -264,8 +263,8 @@ def _transfer_config(settings: StorageProviderSettings) -> TransferConfig:
             "create it or choose another one"
         )
     return TransferConfig(
-        part_size_bytes=(part_size_mib or defaults.part_size_bytes // MiB) * MiB,
-        max_workers=workers or defaults.max_workers,
+        part_size_bytes=None if part_size_mib is None else part_size_mib * MiB,
+        max_workers=workers,
         tmp_dir=tmp_dir,
     )
 

@@ -111,8 +111,8 @@ class StorageProviderSettings(StorageProviderSettingsBase):
         default=None,
         metadata={
             "help": "Part size in MiB: the unit of each request, retry and resume "
-            "(5 to 5120; default: the engine's 64). Parts are streamed, so memory "
-            "does not grow with it.",
+            "(5 to 5120; default: chosen from each file's size, 5 to 64). Parts "
+            "are streamed, so memory does not grow with it.",
             "type": int,
         },
     )
@@ -120,8 +120,8 @@ class StorageProviderSettings(StorageProviderSettingsBase):
         default=None,
         metadata={
             "help": "Parts transferred in parallel, shared by all files of this "
-            "provider and direction (1 to 64; default: the engine's 4). Memory is "
-            "about 2 MiB per worker.",
+            "provider and direction (1 to 64; default: adapted to the network, 8 "
+            "to 24). Memory is about 2 MiB per worker.",
             "type": int,
         },
     )

@@ -84,21 +84,19 @@ def _add_shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--part-size",
         type=int,
-        default=64,
         metavar="MIB",
-        help="part size in MiB (5..5120, default 64)",
+        help="part size in MiB (5..5120; default: from each file's size, 5 to 64 MiB)",
     )
     parser.add_argument(
         "--max-workers",
         type=int,
-        default=4,
-        help="parallel part transfers for all files (default 4)",
+        help="parts in flight for all files (default: adapted to the network, 8 to 24)",
     )
     parser.add_argument(
         "--max-files",
         type=int,
-        default=4,
-        help="files transferred at the same time (default 4)",
+        help="files transferred at the same time (default: 5 uploads, the "
+        "box's limit, or 16 downloads)",
     )
     parser.add_argument(
         "--tmp-dir",
@@ -200,7 +198,7 @@ def _progress(args: argparse.Namespace) -> ProgressListener:
 
 def _config(args: argparse.Namespace) -> TransferConfig:
     return TransferConfig(
-        part_size_bytes=args.part_size * MiB,
+        part_size_bytes=None if args.part_size is None else args.part_size * MiB,
         max_workers=args.max_workers,
         max_files_in_flight=args.max_files,
         tmp_dir=args.tmp_dir,

@@ -8,9 +8,19 @@ from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.errors import ConfigError
 
 
-def test_defaults_are_valid() -> None:
+def test_defaults_leave_part_size_workers_and_files_to_the_engine() -> None:
     config = TransferConfig()
-    assert (config.part_size_bytes, config.max_workers) == (64 * MiB, 4)
+    assert (config.part_size_bytes, config.max_workers) == (None, None)
+    assert config.max_files_in_flight is None
+    assert config.worker_cap == 24  # WORKER_CAP: memory allows it beside 16 downloads
+    assert (config.upload_files_in_flight, config.download_files_in_flight) == (5, 16)
+
+
+def test_given_values_fix_workers_and_files() -> None:
+    config = TransferConfig(max_workers=3, max_files_in_flight=9)
+    assert config.worker_cap == 3
+    assert (config.upload_files_in_flight, config.download_files_in_flight) == (5, 9)
+    assert TransferConfig(max_files_in_flight=2).upload_files_in_flight == 2
 
 
 @pytest.mark.parametrize("part_size", [5 * MiB - 1, 5 * 1024 * MiB + 1])

@@ -4,16 +4,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from snakemake_ghga.config import TransferConfig
 from snakemake_ghga.errors import ConfigError
 from snakemake_ghga.parts import (
     CIPHER_SEGMENT_SIZE,
     MAX_PARTS,
     MAX_UPLOAD_PART_SIZE,
     MIN_UPLOAD_PART_SIZE,
+    PARTS_PER_WORKER,
     SEGMENT_SIZE,
+    auto_part_size,
     download_part_size,
     plain_offset_of,
     plan_parts,
+    requested_part_size,
     upload_part_size,
 )
 
@@ -90,3 +94,24 @@ def test_part_byte_range_is_inclusive() -> None:
     assert plan_parts(10, 4).part(3).byte_range == "8-9"
     with pytest.raises(IndexError):
         plan_parts(10, 4).part(4)
+
+
+def test_auto_part_size_spreads_a_file_over_the_workers() -> None:
+    # PARTS_PER_WORKER parts per worker, whole segments, within 5 .. 64 MiB
+    size = auto_part_size(1024 * MiB, 16)
+    assert size % CIPHER_SEGMENT_SIZE == 0
+    assert size == download_part_size(-(-1024 * MiB // (PARTS_PER_WORKER * 16)))
+    assert -(-1024 * MiB // size) == PARTS_PER_WORKER * 16
+    assert auto_part_size(10 * MiB, 24) == MIN_UPLOAD_PART_SIZE
+    largest = download_part_size(64 * MiB)  # 64 MiB in whole segments
+    assert auto_part_size(8 * 1024 * MiB, 24) == largest
+    assert auto_part_size(2048 * MiB, 4) == largest
+
+
+def test_requested_part_size_prefers_the_configured_one() -> None:
+    assert requested_part_size(512 * MiB, TransferConfig(part_size_bytes=16 * MiB)) == (
+        16 * MiB
+    )
+    assert requested_part_size(512 * MiB, TransferConfig(max_workers=8)) == (
+        auto_part_size(512 * MiB, 8)
+    )
