@@ -35,7 +35,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ConcurrencyController", "PartGate", "PartLimiter", "usable_cores"]
+__all__ = [
+    "BufferPool",
+    "ConcurrencyController",
+    "PartGate",
+    "PartLimiter",
+    "usable_cores",
+]
 
 START = 8
 SAMPLES = 3
@@ -168,6 +174,31 @@ class PartGate:
         with self._cond:
             self._held -= 1
             self._cond.notify()
+
+
+class BufferPool:
+    """Reused buffers of one size: as many exist as were ever in use at once.
+
+    Buffers follow the gate's slots, not threads: the pool's threads are sized
+    to the cap, and a per-thread buffer would end up in every one of them.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._free: list[memoryview] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> memoryview:
+        """A buffer of ``size`` bytes, reused if one is free."""
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return memoryview(bytearray(self._size))
+
+    def give(self, buffer: memoryview) -> None:
+        """Return a buffer for reuse."""
+        with self._lock:
+            self._free.append(buffer)
 
 
 class PartLimiter:

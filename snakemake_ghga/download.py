@@ -190,10 +190,11 @@ class _Sink:
         decryptor: crypt.SegmentDecryptor,
         keep_encrypted: bool,
         header_size: int,
+        scratch: Callable[[], memoryview],
     ) -> None:
         self._fd, self._path, self._decryptor = fd, path, decryptor
         self._keep, self._header_size = keep_encrypted, header_size
-        self._buffers = threading.local()
+        self._scratch = scratch  # the engine's: one per part in flight
 
     def write(self, cipher_offset: int, data: memoryview) -> None:
         """Store ``data``; a corrupt segment raises DecryptionError, writing nothing.
@@ -202,17 +203,15 @@ class _Sink:
             DecryptionError: a segment failed its MAC check (the engine refetches).
             LocalFileError: the temp file could not be written (e.g. disk full).
         """
-        out: bytearray | None = getattr(self._buffers, "out", None)
-        if out is None or len(out) < len(data):
-            out = self._buffers.out = bytearray(len(data))
+        out = self._scratch()
         first = cipher_offset // CIPHER_SEGMENT_SIZE
         # also for kept ciphertext: a corrupt segment must fail before the
         # part is journaled, so that it is fetched again
-        count = self._decryptor.decrypt_into(data, memoryview(out), first)
+        count = self._decryptor.decrypt_into(data, out, first)
         if self._keep:
             self.write_at(data, self._header_size + cipher_offset)
         else:
-            self.write_at(memoryview(out)[:count], plain_offset_of(cipher_offset))
+            self.write_at(out[:count], plain_offset_of(cipher_offset))
 
     def write_at(self, data: memoryview | bytes, offset: int) -> None:
         """Write all of ``data`` at ``offset`` of the temp file."""
@@ -325,7 +324,14 @@ class FileDownloader:
         except OSError as err:
             raise local_write_error(header.temp_path, err) from err
         try:
-            sink = _Sink(fd, header.temp_path, decryptor, keep, len(envelope))
+            sink = _Sink(
+                fd,
+                header.temp_path,
+                decryptor,
+                keep,
+                len(envelope),
+                self._ctx.engine.scratch,
+            )
             try:
                 os.ftruncate(fd, total)
             except OSError as err:

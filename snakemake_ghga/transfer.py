@@ -61,7 +61,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
-from snakemake_ghga.concurrency import PartLimiter
+from snakemake_ghga.concurrency import BufferPool, PartLimiter
 from snakemake_ghga.config import BUFFER_BYTES, TransferConfig, url_refusal
 from snakemake_ghga.errors import (
     ApiError,
@@ -250,7 +250,9 @@ class TransferEngine:
         self.executor = ThreadPoolExecutor(
             config.worker_cap, thread_name_prefix="ghga-part"
         )
-        self._buffers = threading.local()
+        self._buffers = BufferPool(BUFFER_BYTES)  # one per part in flight
+        self._scratches = BufferPool(BUFFER_BYTES)  # for sinks (``scratch``)
+        self._slot = threading.local()  # this thread's attempt's buffers
         install_log_redaction()
 
     def __enter__(self) -> "TransferEngine":
@@ -340,6 +342,7 @@ class TransferEngine:
             raise Cancelled(f"{label}: cancelled")
         url: str | None = None
         started = self.limiter.clock()
+        self._slot.buffer, self._slot.scratch = self._buffers.take(), None
         try:
             url = _url_for(urls, part)
             attempt_once(url)
@@ -351,6 +354,9 @@ class TransferEngine:
                 self.limiter.throttled()
             raise
         finally:
+            self._buffers.give(self._slot.buffer)
+            if self._slot.scratch is not None:
+                self._scratches.give(self._slot.scratch)
             self.limiter.gate.release()
 
     # -- upload ---------------------------------------------------------------
@@ -427,11 +433,20 @@ class TransferEngine:
         self._run_attempts(label, part, urls, cancel, attempt)
 
     def _buffer(self) -> memoryview:
-        buffer: memoryview | None = getattr(self._buffers, "view", None)
-        if buffer is None:
-            buffer = memoryview(bytearray(BUFFER_BYTES))
-            self._buffers.view = buffer
+        """The read buffer of this thread's attempt."""
+        buffer: memoryview = self._slot.buffer
         return buffer
+
+    def scratch(self) -> memoryview:
+        """A second buffer of ``BUFFER_BYTES`` for a sink, during its write.
+
+        Like the read buffer it belongs to the attempt, so there are never
+        more than the parts in flight.
+        """
+        if self._slot.scratch is None:
+            self._slot.scratch = self._scratches.take()
+        scratch: memoryview = self._slot.scratch
+        return scratch
 
     def _get(
         self,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_ghga import crypt
+from snakemake_ghga.config import BUFFER_BYTES
 from snakemake_ghga.download import _OrderedHasher, _Sink
 from snakemake_ghga.errors import DecryptionError
 from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, plan_parts
@@ -37,7 +38,8 @@ def temp_fd(tmp_path: Path) -> Iterator[int]:
 
 def _sink(fd: int, keep: bool) -> _Sink:
     decryptor = crypt.SegmentDecryptor([SESSION_KEY])
-    return _Sink(fd, "out.part", decryptor, keep, len(HEADER))
+    scratch = memoryview(bytearray(16 * BUFFER_BYTES))  # these tests write whole files
+    return _Sink(fd, "out.part", decryptor, keep, len(HEADER), lambda: scratch)
 
 
 @pytest.mark.parametrize("keep", [False, True])
