@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: setup demo test lint type fmt unit check bench reliability clean
+.PHONY: setup system-deps demo test lint type fmt unit check bench reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian packages some test tiers need (list: .ci/debian-packages.txt); quick when
+# they are there, installs the missing ones when run as root.
+system-deps:
+	bash .ci/install-debian-packages
 
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash workflow_examples/demo.sh
@@ -29,7 +34,7 @@ fmt: setup
 type: setup
 	$(VENV)/bin/mypy
 
-unit: setup
+unit: setup system-deps
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint type unit

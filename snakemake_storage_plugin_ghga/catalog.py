@@ -12,7 +12,9 @@ listing per provider instead of one request per file:
   size or checksum is first asked (the download then asks the DCS once more,
   for a fresh object URL);
 - the upload box listing: fetched once, then kept current by our own uploads and
-  removals, so `exists()` right after a store answers from the upload state.
+  removals, so `exists()` right after a store answers from the upload state; an
+  alias the cached listing lacks is looked up in a fresh listing (a job in another
+  process, e.g. on a cluster node, may have stored it meanwhile).
 
 Stores are idempotent, because Snakemake stores one output several times
 (inside the job, in the job step and again in the main process, with a shared
@@ -199,10 +201,19 @@ class RemoteCatalog:
             outcome = client.download_file(accession, destination)
         _raise_unless_done(outcome, f"download of {accession}", "run again")
 
-    def uploads(self) -> dict[str, UploadEntry]:
+    def upload_entry(self, alias: str) -> UploadEntry | None:
+        """Return the completed upload of ``alias``, listing the box again if the
+        cached listing lacks it: a job (another process, maybe on another node)
+        may have stored it since, and Snakemake asks after such jobs."""
+        entry = self.uploads().get(alias)
+        if entry is None:
+            entry = self.uploads(refresh=True).get(alias)
+        return entry
+
+    def uploads(self, refresh: bool = False) -> dict[str, UploadEntry]:
         """Return the completed uploads of the box, alias -> entry (cached)."""
         with self._lock:
-            if self._uploads is None:
+            if self._uploads is None or refresh:
                 client = self.client("upload")
                 with workflow_errors():
                     listing = client.list_uploads()

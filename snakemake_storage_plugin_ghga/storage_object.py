@@ -168,7 +168,7 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
     def exists(self) -> bool:
         """Return True if the accession is in the package or the alias in the box."""
         if self.parsed.is_upload:
-            return self.parsed.name in self.catalog.uploads()
+            return self.catalog.upload_entry(self.parsed.name) is not None
         return self.parsed.name in self.catalog.work_package_files()
 
     def mtime(self) -> float:
@@ -178,7 +178,7 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
     def size(self) -> int:
         """Return the decrypted size in bytes."""
         if self.parsed.is_upload:
-            entry = self.catalog.uploads().get(self.parsed.name)
+            entry = self.catalog.upload_entry(self.parsed.name)
             if entry is None:
                 raise WorkflowError(f"{self.print_query} is not in the upload box")
             return entry.decrypted_size
@@ -187,7 +187,7 @@ class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob):
     def checksum(self) -> str | None:
         """Return `sha256:<hex>` of the decrypted content when GHGA reports it."""
         if self.parsed.is_upload:
-            entry = self.catalog.uploads().get(self.parsed.name)
+            entry = self.catalog.upload_entry(self.parsed.name)
             if entry is None or not entry.sha256:
                 return None
             return f"sha256:{entry.sha256}"

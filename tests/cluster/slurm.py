@@ -65,6 +65,7 @@ class LocalSlurm:
         self.bin = self.root / "bin"
         self.state_dir = self.root / "state"
         self.log_dir = self.root / "log"
+        self._children: list[subprocess.Popen[bytes]] = []  # reaped by stop()
 
     def __enter__(self) -> "LocalSlurm":
         self.start()
@@ -104,6 +105,9 @@ class LocalSlurm:
     def stop(self) -> None:
         """Signal the daemons started in this root (by PID), wait, forget them."""
         stop_root(self.root)
+        for child in self._children:
+            child.wait()
+        self._children.clear()
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.log_dir / f"{name}.out", "ab")  # noqa: SIM115 (child keeps it)
@@ -116,6 +120,7 @@ class LocalSlurm:
                 start_new_session=True,
                 env=self.env(),
             )
+        self._children.append(process)
         with open(self.root / "pids", "a", encoding="utf-8") as pids:
             pids.write(f"{name} {process.pid}\n")
 

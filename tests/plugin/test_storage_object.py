@@ -148,7 +148,21 @@ def test_store_then_exists_answers_from_upload_state(
     assert obj.size() == 6
     assert obj.checksum() == "sha256:" + hashlib.sha256(b"result").hexdigest()
     assert obj.mtime() == ARCHIVE_MTIME
-    assert fake_client.calls["list_uploads"] == 1
+    # One listing, and one more for the miss before the store; none after it.
+    assert fake_client.calls["list_uploads"] == 2
+
+
+def test_exists_sees_upload_stored_by_another_process(
+    make_provider: MakeProvider, fake_client: RecordingClient
+) -> None:
+    # --shared-fs-usage none: the job stores, the main process then checks.
+    obj = make_provider().object("ghga://upload/r.txt")
+    missing_before = not obj.exists()
+    fake_client.uploads.append(FakeUpload("r.txt", "inbox", 3))
+
+    assert missing_before
+    assert obj.exists()
+    assert obj.size() == 3
 
 
 def test_remove_upload_deletes_it_from_box(
