@@ -6,20 +6,21 @@ Usage: python benchmarks/bench_transfer.py [--size-mib 2048] [--part-mib 64]
 
 One sandbox (`ghga-transfer sandbox serve`, its own process) serves every run
 of a placement: its state on tmpfs, then (`--sandbox-state both`, the default)
-a new one with its state on disk, as a GHGA object store keeps it; the server's
-disk work then limits how fast any client can go. Each client runs as a child
-process, so wall time, user+sys CPU and peak RSS come from os.wait4 for the
-client alone; request counts come from the sandbox's request log. Runs: our
-upload with the temp dir on disk and on tmpfs, the official batch-upload; our
-download to plaintext, the official download + decrypt (summed). Every run
-waits until the sandbox's interrogation of the previous upload is over, so no
-server work overlaps a measurement. MB/s = 10^6 plaintext bytes per second of
-wall time; client CPU s/GiB (user + sys of the client alone per GiB of
-plaintext) does not depend on the server or on who else shares the cores.
-Each run is repeated `--repeat` times in rounds whose order rotates; the table
-shows the run with the median wall time and the range over the rounds, since
-writing new files costs this VM's kernel a different amount from one run to
-the next.
+a new one with its state on disk, as a GHGA object store keeps it, whose
+objects' cached pages are dropped before every run, so that downloads read
+them from the disk; the server's disk work then limits how fast any client
+can go. Each client runs as a child process, so wall time, user+sys CPU and
+peak RSS come from os.wait4 for the client alone; request counts come from
+the sandbox's request log. Runs: our upload with the temp dir on disk and on
+tmpfs, the official batch-upload; our download to plaintext, the official
+download + decrypt (summed). Every run waits until the sandbox's
+interrogation of the previous upload is over, so no server work overlaps a
+measurement. MB/s = 10^6 plaintext bytes per second of wall time; client CPU
+s/GiB (user + sys of the client alone per GiB of plaintext) does not depend
+on the server or on who else shares the cores. Each run is repeated
+`--repeat` times in rounds whose order rotates; the table shows the run with
+the median wall time and the range over the rounds, since writing new files
+costs this VM's kernel a different amount from one run to the next.
 """
 
 import argparse
@@ -90,9 +91,16 @@ class Bench:
     """The sandbox process, keys, input file and helpers for one benchmark run."""
 
     def __init__(
-        self, work: Path, state: Path, size: int, serve_args: Sequence[str] = ()
+        self,
+        work: Path,
+        state: Path,
+        size: int,
+        serve_args: Sequence[str] = (),
+        *,
+        cold_objects: bool = False,
     ) -> None:
         self.work, self.state, self.size = work, state, size
+        self.cold_objects = cold_objects
         self.secret, self.public = keys.generate_key_pair()
         keys.write_private_key(work / "key.sec", self.secret)
         keys.write_public_key(work / "key.pub", self.public)
@@ -164,6 +172,8 @@ class Bench:
                 self.keep.add(info.accession)
             if info.accession not in self.keep:
                 self.sandbox.remove_accession(info.accession)
+        if self.cold_objects:
+            _evict(self.state / "objects")
 
     def ours(self, args: list[str], token: str) -> tuple[float, float, float]:
         env = {
@@ -188,6 +198,21 @@ class Bench:
             env["GHGA_CONNECTOR_PART_SIZE"] = str(part)
         cmd = [str(connector_executable()), *args]
         return _measure(cmd, env, cwd, f"{token}\n" if token else None)
+
+
+def _evict(folder: Path) -> None:
+    """Drop the (clean) cached pages of the files under `folder`, and only theirs.
+
+    A disk-backed object store reads an archived file from its disks, not
+    from the page cache that the run before filled.
+    """
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def _random_file(path: Path, size: int) -> None:
@@ -396,7 +421,12 @@ def main() -> None:
         runs = _run_placement(args, placement)
         sections += [
             "",
-            f"### Sandbox state on {placement}",
+            f"### Sandbox state on {placement}"
+            + (
+                ", objects read from the disk (page cache dropped)"
+                if placement == "disk"
+                else ""
+            ),
             "",
             _table(list(runs.values())),
             "",
@@ -409,9 +439,9 @@ def main() -> None:
 
 def _run_placement(args: argparse.Namespace, placement: str) -> dict[str, Run]:
     """Every run against a new sandbox whose state is on tmpfs or on disk."""
-    root = args.tmpfs if placement == "tmpfs" else args.work
-    state = root / f"ghga-bench-sandbox-{os.getpid()}"
-    bench = Bench(args.work, state, args.size_mib * MiB)
+    on_disk = placement == "disk"
+    state = (args.work if on_disk else args.tmpfs) / f"ghga-bench-sandbox-{os.getpid()}"
+    bench = Bench(args.work, state, args.size_mib * MiB, cold_objects=on_disk)
     try:
         return _run_all(bench, args)
     finally:
