@@ -3,6 +3,7 @@
 Usage: python benchmarks/bench_wan.py [--latencies 10,40,100]
            [--connection-mbps 100] [--total-mbps 1000] [--big-mib 512]
            [--small-files 60] [--small-kib 128] [--work DIR] [--skip-official]
+           [--cases big-up,small-up,big-down,small-down] [--ours-args OPTIONS]
            [--quick]
 
 One sandbox process with its state on tmpfs, restarted per round trip time
@@ -18,6 +19,7 @@ user+sys CPU and peak RSS from wait4), requests from the sandbox's log.
 
 import argparse
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -105,7 +107,9 @@ class WanBench:
 
     def upload_ours(self, files: list[Path]) -> Measured:
         token = self.bench.sandbox.upload_token(self.bench.public, new_box=True)
-        return self.bench.ours(["upload", *map(str, files)], token)
+        return self.bench.ours(
+            ["upload", *self.args.ours_args, *map(str, files)], token
+        )
 
     def upload_official(self, files: list[Path]) -> Measured:
         work = self.args.work / "official-up"
@@ -124,7 +128,8 @@ class WanBench:
         shutil.rmtree(out, ignore_errors=True)
         token = self.bench.sandbox.download_token(self.bench.public, accessions)
         return self.bench.ours(
-            ["download", "--output-dir", str(out), *accessions], token
+            ["download", *self.args.ours_args, "--output-dir", str(out), *accessions],
+            token,
         )
 
     def download_official(self, accessions: list[str]) -> Measured:
@@ -166,6 +171,8 @@ class WanBench:
         ]
         found = []
         for name, what, size, ours, theirs in plan:
+            if name not in self.args.cases:
+                continue
             mine = self.measure(f"ours {name}", size, partial(ours, what))
             other = None
             if not self.args.skip_official:
@@ -245,6 +252,12 @@ def _verdicts(cases: list[Case], total_mbps: float) -> list[str]:
     return notes
 
 
+def _settings(ours_args: list[str]) -> str:
+    if not ours_args:
+        return "default settings of both clients"
+    return f"ours with {' '.join(ours_args)}, the official client at its defaults"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latencies", default="10,40,100", help="round trips, ms")
@@ -259,9 +272,25 @@ def main() -> None:
     parser.add_argument("--tmpfs", type=Path, default=Path("/dev/shm"))
     parser.add_argument("--skip-official", action="store_true")
     parser.add_argument(
+        "--cases",
+        default=",".join(TARGETS),
+        help="comma-separated subset of big-up, small-up, big-down, small-down",
+    )
+    parser.add_argument(
+        "--ours-args",
+        default="",
+        metavar="OPTIONS",
+        help="extra options for ours, e.g. '--max-workers 12 --part-size 16' "
+        "(the targets are for the defaults)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="40 ms only, 32 MiB, 8 small files"
     )
     args = parser.parse_args()
+    args.cases = {name.replace("-", " ").strip() for name in args.cases.split(",")}
+    args.ours_args = shlex.split(args.ours_args)
+    if args.cases - set(TARGETS):
+        parser.error(f"--cases: unknown {', '.join(args.cases - set(TARGETS))}")
     if args.quick:
         args.latencies, args.big_mib, args.small_files = "40", 32, 8
     latencies = [int(ms) for ms in args.latencies.split(",")]
@@ -278,7 +307,7 @@ def main() -> None:
         [
             f"WAN model: {args.connection_mbps:g} Mbit/s per connection, "
             f"{args.total_mbps:g} Mbit/s in total; round trips {args.latencies} ms; "
-            f"default settings of both clients; one run each "
+            f"{_settings(args.ours_args)}; one run each "
             f"({time.monotonic() - started:.0f} s in all)",
             "",
             _table(cases, args.total_mbps),

@@ -127,12 +127,14 @@ class WanModel:
         return self.connection_mbps is not None or self.total_mbps is not None
 
     def describe(self) -> str:
-        """One line for logs: `40 ms, 100 Mbit/s per connection, 1000 total`."""
-        per = f"{self.connection_mbps:g}" if self.connection_mbps else "unlimited"
-        total = f"{self.total_mbps:g}" if self.total_mbps else "unlimited"
+        """One line for the log, e.g. `WAN model: 40 ms round trip, …`."""
+        per = (
+            f"{self.connection_mbps:g} Mbit/s" if self.connection_mbps else "unlimited"
+        )
+        total = f"{self.total_mbps:g} Mbit/s" if self.total_mbps else "unlimited"
         return (
-            f"WAN model: {self.latency_ms:g} ms round trip, {per} Mbit/s per "
-            f"connection, {total} Mbit/s in total"
+            f"WAN model: {self.latency_ms:g} ms round trip, {per} per connection, "
+            f"{total} in total"
         )
 
 
