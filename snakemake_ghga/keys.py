@@ -1,4 +1,4 @@
-"""Loading, checking and writing Crypt4GH key files; layer 1 (imports errors only).
+"""Loading, checking and writing Crypt4GH key files; layer 1 (errors, private_files).
 
 Parsing is the `crypt4gh` library's: c4gh-v1 private keys with the `none`,
 `scrypt`, `bcrypt` and `pbkdf2_hmac_sha256` KDFs, and OpenSSH ed25519 keys.
@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from .errors import KeyLoadError
+from .private_files import open_private
 
 __all__ = [
     "PASSPHRASE_ENV_VARS",
@@ -297,6 +298,7 @@ def write_private_key(path: str | os.PathLike[str], secret_key: bytes) -> None:
         f"-----BEGIN CRYPT4GH PRIVATE KEY-----\n{body}\n"
         "-----END CRYPT4GH PRIVATE KEY-----\n"
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_private(Path(path))  # never through a planted link or into theirs
+    os.ftruncate(fd, 0)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(text)

@@ -12,7 +12,7 @@ from crypt4gh.keys.kdf import derive_key, get_kdf
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from snakemake_ghga import keys
-from snakemake_ghga.errors import KeyLoadError
+from snakemake_ghga.errors import KeyLoadError, LocalFileError
 
 
 def write_c4gh_key(path: Path, secret: bytes, kdf: bytes, passphrase: str) -> None:
@@ -156,6 +156,19 @@ def test_group_readable_private_key_warns_but_loads(user_keys, caplog) -> None: 
 
 def test_private_key_written_0600(user_keys) -> None:  # type: ignore[no-untyped-def]
     assert user_keys.secret_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_private_key_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    theirs = tmp_path / "readable-by-them"
+    theirs.write_text("")
+    (tmp_path / "key.sec").symlink_to(theirs)
+    secret, _ = keys.generate_key_pair()
+    with pytest.raises(LocalFileError, match="not a file of yours"):
+        keys.write_private_key(tmp_path / "key.sec", secret)
+    assert theirs.read_text() == ""
+    keys.write_private_key(tmp_path / "new.sec", secret)  # and ours is rewritten
+    keys.write_private_key(tmp_path / "new.sec", secret)
+    assert keys.load_private_key(tmp_path / "new.sec") == secret
 
 
 def test_no_key_material_logged_at_debug(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
