@@ -223,13 +223,14 @@ class Tinyproxy:
 def _tinyproxy_available() -> bool:
     found = shutil.which("tinyproxy") or Path("/usr/sbin/tinyproxy").exists()
     if not found and os.environ.get("CI") == "true":
-        pytest.fail("tinyproxy is not installed (apt-get install tinyproxy)")
+        pytest.fail("tinyproxy is not installed (.ci/install-debian-packages)")
     return bool(found)
 
 
 needs_tinyproxy = pytest.mark.skipif(
     not _tinyproxy_available(),
-    reason="tinyproxy is not installed (apt-get install tinyproxy); CI must have it",
+    reason="tinyproxy is not installed (run .ci/install-debian-packages as root); "
+    "CI must have it",
 )
 
 
