@@ -10,9 +10,16 @@ API worked and every part timed out. Here each part URL gets the proxy that
 connections go through one ``urllib3.ProxyManager`` per proxy, or the direct
 ``PoolManager``. Credentials in a proxy URL become a ``Proxy-Authorization``
 header and are never logged: a proxy URL appears in no message.
+
+Every open connection is tracked, so ``cut_connections`` (on Ctrl-C) can shut
+down their sockets: a send or read blocked on a peer that went silent then
+fails at once instead of at the socket timeout (10 s to send, 60 s to read).
 """
 
+import contextlib
+import socket
 import threading
+import weakref
 from typing import Any
 
 import urllib3
@@ -21,6 +28,8 @@ from requests.utils import (
     get_environ_proxies,
     select_proxy,
 )
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import make_headers, parse_url
 
 from snakemake_ghga.errors import ConfigError
@@ -38,9 +47,12 @@ class ProxyRoutes:
 
     def __init__(self, **pool_kw: Any) -> None:
         self._pool_kw = pool_kw
-        self._direct = urllib3.PoolManager(**pool_kw)
-        self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
+        self._live: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
+        self._pool_classes = _tracked_pool_classes(self._live, self._lock)
+        self._direct = urllib3.PoolManager(**pool_kw)
+        self._direct.pool_classes_by_scheme = self._pool_classes
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
 
     def urlopen(self, method: str, url: str, **kw: Any) -> Any:
         """Send the request through the route ``requests`` would choose."""
@@ -55,7 +67,18 @@ class ProxyRoutes:
             pool = self._proxied.get(proxy)
             if pool is None:
                 pool = self._proxied[proxy] = _proxy_manager(proxy, self._pool_kw)
+                pool.pool_classes_by_scheme = self._pool_classes
             return pool
+
+    def cut_connections(self) -> None:
+        """Shut down every open socket: blocked sends and reads fail at once."""
+        with self._lock:
+            live = list(self._live)
+        for connection in live:
+            sock = connection.sock
+            if sock is not None:  # the raw socket's shutdown, also under TLS
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def clear(self) -> None:
         """Close every pooled connection."""
@@ -63,6 +86,34 @@ class ProxyRoutes:
             pools = [self._direct, *self._proxied.values()]
         for pool in pools:
             pool.clear()
+
+
+def _tracked_pool_classes(
+    live: "weakref.WeakSet[HTTPConnection]", lock: threading.Lock
+) -> dict[str, type[HTTPConnectionPool]]:
+    """Pool classes whose connections enter ``live`` on connect, leave on close."""
+
+    class _Tracked(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            with lock:
+                live.add(self)
+
+        def close(self) -> None:
+            with lock:
+                live.discard(self)
+            super().close()
+
+    class _TrackedTls(_Tracked, HTTPSConnection):
+        pass
+
+    class _Pool(HTTPConnectionPool):
+        ConnectionCls = _Tracked
+
+    class _TlsPool(HTTPSConnectionPool):
+        ConnectionCls = _TrackedTls
+
+    return {"http": _Pool, "https": _TlsPool}
 
 
 def _proxy_manager(proxy: str, pool_kw: dict[str, Any]) -> urllib3.ProxyManager:

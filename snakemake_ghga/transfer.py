@@ -41,8 +41,9 @@ Design notes:
   (also a 416) ends the file with ``IntegrityError``, as a short DRS size
   would otherwise go unnoticed (Crypt4GH has no end marker);
 - ``stop`` (Ctrl-C) ends a retry wait at once (an ``Event`` wait, not a
-  sleep), a PUT at its next block (the body reader raises ``Cancelled``) and
-  a GET at its next block;
+  sleep), a PUT at its next block (the body reader raises ``Cancelled``), a
+  GET at its next block, and a send or read blocked on a silent peer by
+  shutting its socket down (``ProxyRoutes.cut_connections``);
 - creating an engine installs ``redact.install_log_redaction`` so urllib3's
   DEBUG request lines never carry a presigned URL's signature.
 """
@@ -262,8 +263,13 @@ class TransferEngine:
         self.close()
 
     def stop(self) -> None:
-        """Make every part stop at its next block or attempt (e.g. on Ctrl-C)."""
+        """Make every part stop at once (e.g. on Ctrl-C).
+
+        A part stops at its next block or attempt; a send or read blocked on a
+        peer that went silent fails at once, as its socket is shut down.
+        """
         self._stopped.set()
+        self.pool.cut_connections()
 
     @property
     def stopped(self) -> bool:

@@ -7,12 +7,14 @@ a PUT body that stops mid-part); the CLI tests send SIGINT to a real
 """
 
 import base64
+import contextlib
 import itertools
 import json
 import os
 import pty
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +29,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from snakemake_ghga.api import GhgaApi
 from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.errors import Cancelled
+from snakemake_ghga.parts import Part
 from snakemake_ghga.private_files import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.token import WorkPackageToken
@@ -151,6 +154,105 @@ def test_stop_ends_a_put_mid_body(part_file: tuple[int, UploadPart]) -> None:
     assert isinstance(outcome[0], Cancelled)
     assert pool.read_bytes < part.size, "the whole part was sent after stop()"
     assert sum(sent) == 0  # the progress of the cut PUT is taken back
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A loopback server that takes connections and then goes silent.
+
+    It answers a GET with the headers of a whole 8 MiB range and 1 KiB of
+    body, a PUT with nothing; it never reads a body. Yields its port and the
+    accepted sockets.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                accepted.append(conn)
+                head = conn.recv(65536)
+                if head.startswith(b"GET"):
+                    size = 8 * MiB
+                    conn.sendall(
+                        b"HTTP/1.1 206 Partial Content\r\n"
+                        + f"Content-Range: bytes 0-{size - 1}/{size}\r\n".encode()
+                        + f"Content-Length: {size}\r\n\r\n".encode()
+                        + b"x" * 1024
+                    )
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], accepted
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+class _Url:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def url_for(self, part: Part) -> str:
+        return self.url
+
+    def invalidate(self, url: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET"])
+def test_stop_cuts_a_transfer_blocked_on_a_silent_peer(
+    tmp_path: Path, silent_peer: tuple[int, list[socket.socket]], method: str
+) -> None:
+    """A send or read blocked on a peer that stopped reading or sending ends at once,
+    not at the socket timeout (30 s here; 10 s to send and 60 s to read by default)."""
+    port, accepted = silent_peer
+    size = 32 * MiB  # more than loopback's socket buffers: the send blocks
+    path = tmp_path / "part.c4gh"
+    path.write_bytes(os.urandom(size))
+    fd = os.open(path, os.O_RDONLY)
+    config = TransferConfig(max_workers=1, connect_timeout_s=30, read_timeout_s=30)
+    engine = TransferEngine(config)
+    urls = _Url(f"http://127.0.0.1:{port}/bucket/key")
+    if method == "PUT":
+        part = UploadPart(1, 0, size, "0" * 32)
+        thread, outcome = _in_thread(
+            lambda: engine.put_part(
+                "upload of x", fd, part, urls, threading.Event(), lambda _: None
+            )
+        )
+    else:
+        sink = _NullSink()
+        thread, outcome = _in_thread(
+            lambda: engine.get_part(
+                "download of x",
+                Part(1, 0, 8 * MiB),
+                urls,
+                sink,
+                threading.Event(),
+                lambda _: None,
+                8 * MiB,
+            )
+        )
+    try:
+        time.sleep(1.0)  # connected, and blocked sending or reading
+        assert accepted and thread.is_alive()
+        stopped_at = time.monotonic()
+        engine.stop()
+        thread.join(5)
+        took = time.monotonic() - stopped_at
+    finally:
+        os.close(fd)
+        engine.close(wait=False)
+
+    assert not thread.is_alive(), f"the {method} stayed blocked after stop()"
+    assert took < 1.0, took
+    assert isinstance(outcome[0], Cancelled), outcome
+
+
+class _NullSink:
+    def write(self, cipher_offset: int, data: memoryview) -> None:
+        pass
 
 
 def _token(user: PrivateKey) -> WorkPackageToken:

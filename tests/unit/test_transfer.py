@@ -96,6 +96,9 @@ class FakePool:
     def clear(self) -> None:
         pass
 
+    def cut_connections(self) -> None:
+        pass
+
 
 class Urls:
     def __init__(self) -> None:
