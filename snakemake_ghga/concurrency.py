@@ -43,7 +43,7 @@ __all__ = [
     "usable_cores",
 ]
 
-START = 8
+START = 4
 SAMPLES = 3
 GAIN = 0.1
 HOLD_S = 5.0

@@ -120,7 +120,7 @@ class StorageProviderSettings(StorageProviderSettingsBase):
         default=None,
         metadata={
             "help": "Parts transferred in parallel, shared by all files of this "
-            "provider and direction (1 to 64; default: adapted to the network, 8 "
+            "provider and direction (1 to 64; default: adapted to the network, 4 "
             "to 24). Memory is about 2 MiB per worker.",
             "type": int,
         },
