@@ -66,14 +66,18 @@ def _archive(sandbox: Sandbox, root: Path, files: int, size: int) -> dict[str, i
 
 
 def _run_mode(
-    slurm: LocalSlurm, sandbox: Sandbox, root: Path, mode: str, jobs: int
+    slurm: LocalSlurm,
+    sandbox: Sandbox,
+    accessions: list[str],
+    root: Path,
+    mode: str,
+    jobs: int,
 ) -> dict[str, object]:
     work = root / mode
     work.mkdir()
     secret, public = generate_key_pair()
     write_private_key(work / "key.sec", secret)
     write_public_key(work / "key.pub", public)
-    accessions = [a.accession for a in sandbox.accessions()]
     (work / "Snakefile").write_text(SNAKEFILE)
     (work / "config.yaml").write_text(
         f"mode: {mode}\naccessions: [{', '.join(accessions)}]\n"
@@ -122,18 +126,24 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--size-mib", type=float, default=2.0)
     parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--modes", nargs="+", default=["shared", "none"])
+    parser.add_argument(
+        "--keep", type=Path, help="work here and keep it (default: tmp)"
+    )
     options = parser.parse_args()
     reason = slurm_available()
     if reason is not None:
         sys.exit(f"cannot run: {reason}")
     size = int(options.size_mib * MiB)
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        root = Path(tmp)
+        root = options.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         with LocalSlurm(root / "slurm") as slurm, Sandbox(root / "sandbox") as sandbox:
-            _archive(sandbox, root, options.files, size)
+            # Only these: a run's uploads become accessions too, once interrogated.
+            accessions = list(_archive(sandbox, root, options.files, size))
             results = {
-                mode: _run_mode(slurm, sandbox, root, mode, options.jobs)
-                for mode in ("shared", "none")
+                mode: _run_mode(slurm, sandbox, accessions, root, mode, options.jobs)
+                for mode in options.modes
             }
     plain = options.files * size
     print(

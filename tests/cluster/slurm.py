@@ -83,6 +83,7 @@ class LocalSlurm:
 
     def start(self) -> None:
         """Write the files, start munged, slurmctld and slurmd; wait for `idle`."""
+        stop_root(self.root)  # daemons a previous start left here (run twice)
         for sub in ("munge", "state", "spool", "log", "run", "bin"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "munge").chmod(0o755)  # munged insists on it
