@@ -1,11 +1,12 @@
 """Fixtures shared by every test folder: a clean environment and key pairs."""
 
+import logging
 import os
 import pty
 import select
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,20 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             "all_proxy",
         ):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def restore_library_logger() -> Iterator[None]:
+    """Undo what an in-process `ghga-transfer` main() does to the library's logger.
+
+    main() gives the `snakemake_ghga` logger its own handler and turns off
+    propagation, so later tests' `caplog` saw none of the library's records
+    (test_secrets then failed in the full suite, never alone).
+    """
+    library = logging.getLogger("snakemake_ghga")
+    saved = (library.handlers[:], library.level, library.propagate)
+    yield
+    library.handlers[:], library.level, library.propagate = saved
 
 
 @dataclass(frozen=True)
