@@ -25,7 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from snakemake_ghga.keys import generate_key_pair, write_private_key, write_public_key  # noqa: E402
+from snakemake_ghga.crypt4gh.keys import (  # noqa: E402
+    generate_key_pair,
+    write_private_key,
+    write_public_key,
+)
 from snakemake_ghga.sandbox import Sandbox  # noqa: E402
 from tests.cluster.conftest import run_snakemake  # noqa: E402
 from tests.cluster.slurm import LocalSlurm, slurm_available  # noqa: E402

@@ -49,7 +49,7 @@ def measure(
 
 
 def make_keys(work: Path) -> None:
-    from snakemake_ghga import keys
+    from snakemake_ghga.crypt4gh import keys
 
     for name in ("user", "hub"):
         secret, public = keys.generate_key_pair()
@@ -170,7 +170,8 @@ def row(label: str, size: int, pairs: list[Pair]) -> str:
 
 PIPELINE = """
 import sys, time
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
+from snakemake_ghga.crypt4gh import keys
 sk = keys.load_private_key(sys.argv[1]); pk = keys.load_public_key(sys.argv[2])
 start = time.perf_counter()
 crypt.encrypt_file(sys.argv[3], sys.argv[4], writer_secret_key=sk,

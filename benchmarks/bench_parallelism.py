@@ -41,13 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from snakemake_ghga.config import TransferConfig  # noqa: E402
-from snakemake_ghga.parts import (  # noqa: E402
+from snakemake_ghga.transfer.engine import TransferEngine  # noqa: E402
+from snakemake_ghga.transfer.parts import (  # noqa: E402
     CIPHER_SEGMENT_SIZE,
     SEGMENT_SIZE,
     Part,
     plan_parts,
 )
-from snakemake_ghga.transfer import TransferEngine  # noqa: E402
 
 MB = 1_000_000
 MiB = 1024 * 1024

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 import rusage  # noqa: E402
 
-from snakemake_ghga import keys  # noqa: E402
+from snakemake_ghga.crypt4gh import keys  # noqa: E402
 from snakemake_ghga.sandbox.app import Sandbox  # noqa: E402
 from tests.support.official_connector import (  # noqa: E402
     connector_executable,

@@ -1,12 +1,12 @@
 """GhgaClient: the one object the CLI and the Snakemake plugin use.
 
-Layer 4: the only module that composes ``api``, ``transfer``, ``upload`` and
-``download``. One client per run: one ``requests.Session``, one
-``TransferEngine`` (executor + connection pool) for all parts of all files,
-and a pool of file threads that start files while others are still moving,
-so many small files do not go one by one: 16 downloads at a time, and 5
-uploads (the box's limit of open uploads; the others wait for a slot with
-their create WOT already fetched). ``max_files_in_flight`` fixes both.
+Layer 4: the only module that composes ``ghga.api``, ``transfer.engine``,
+``transfer.upload`` and ``transfer.download``. One client per run: one
+``requests.Session``, one ``TransferEngine`` (executor + connection pool) for all parts
+of all files, and a pool of file threads that start files while others are still moving,
+so many small files do not go one by one: 16 downloads at a time, and 5 uploads (the
+box's limit of open uploads; the others wait for a slot with their create WOT already
+fetched). ``max_files_in_flight`` fixes both.
 """
 
 import hashlib
@@ -18,23 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from snakemake_ghga import crypt
-from snakemake_ghga.api import GhgaApi
-from snakemake_ghga.api_models import (
-    DrsObject,
-    FileUpload,
-    Staging,
-    download_file_name,
-    shown,
-)
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import TransferConfig
-from snakemake_ghga.context import (
-    DownloadInfo,
-    DownloadResult,
-    RunContext,
-    UploadResult,
-)
-from snakemake_ghga.download import FileDownloader
+from snakemake_ghga.crypt4gh.keys import encode_public_key_b64
 from snakemake_ghga.errors import (
     ApiError,
     ConfigError,
@@ -42,12 +28,26 @@ from snakemake_ghga.errors import (
     NotFoundError,
     TransferError,
 )
-from snakemake_ghga.keys import encode_public_key_b64
+from snakemake_ghga.ghga.api import GhgaApi
+from snakemake_ghga.ghga.models import (
+    DrsObject,
+    FileUpload,
+    Staging,
+    download_file_name,
+    shown,
+)
+from snakemake_ghga.ghga.token import parse_token
 from snakemake_ghga.progress import NullProgress, ProgressListener
 from snakemake_ghga.redact import redact_text
-from snakemake_ghga.token import parse_token
-from snakemake_ghga.transfer import TransferEngine
-from snakemake_ghga.upload import LIVE_STATES, FileUploader, UploadDecision
+from snakemake_ghga.transfer.context import (
+    DownloadInfo,
+    DownloadResult,
+    RunContext,
+    UploadResult,
+)
+from snakemake_ghga.transfer.download import FileDownloader
+from snakemake_ghga.transfer.engine import TransferEngine
+from snakemake_ghga.transfer.upload import LIVE_STATES, FileUploader, UploadDecision
 
 __all__ = [
     "DownloadInfo",

@@ -28,8 +28,12 @@ from snakemake_ghga.config import (
     TransferConfig,
     url_refusal,
 )
+from snakemake_ghga.crypt4gh.keys import (
+    check_key_pair,
+    load_private_key,
+    load_public_key,
+)
 from snakemake_ghga.errors import GhgaError
-from snakemake_ghga.keys import check_key_pair, load_private_key, load_public_key
 from snakemake_storage_plugin_ghga.environment import (
     env_name,
     read_token_file,

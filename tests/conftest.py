@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 
 BIN = Path(sys.executable).parent
 

@@ -53,7 +53,7 @@ echo "sandbox (pid $sandbox_pid) at $GHGA_WKVS_URL; state in $demo/sandbox"
 
 step "Make your Crypt4GH key pair (key.sec, key.pub)"
 python - <<'PY'
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 
 secret, public = keys.generate_key_pair()
 keys.write_private_key("key.sec", secret)

@@ -6,7 +6,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import ConfigError, GhgaError, InputFileError
 from snakemake_ghga.redact import redact_text
 

@@ -21,14 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import (
     DEFAULT_WKVS_URL,
     MiB,
     TransferConfig,
     require_https,
 )
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import ConfigError, GhgaError, LocalFileError
+from snakemake_ghga.ghga.token import read_token_text
 from snakemake_ghga.progress import (
     BarProgress,
     LineProgress,
@@ -36,14 +38,13 @@ from snakemake_ghga.progress import (
     ProgressListener,
 )
 from snakemake_ghga.redact import redact_text
-from snakemake_ghga.token import read_token_text
 
 from .crypt_commands import add_key_options
 
 if TYPE_CHECKING:  # the client pulls in requests: import it only to run
     from snakemake_ghga.client import GhgaClient
-    from snakemake_ghga.context import DownloadResult, UploadResult
-    from snakemake_ghga.upload import UploadDecision
+    from snakemake_ghga.transfer.context import DownloadResult, UploadResult
+    from snakemake_ghga.transfer.upload import UploadDecision
 
 __all__ = ["parse_tsv", "register"]
 

@@ -1,6 +1,6 @@
 """The `ghga-transfer sandbox …` commands: serve, token upload/download, ls, add.
 
-Imports argparse, `snakemake_ghga.keys`/`crypt`/`errors` and the sandbox's
+Imports argparse, `snakemake_ghga.crypt4gh.keys`/`crypt`/`errors` and the sandbox's
 `app`. `register(subparsers)` adds the `sandbox` command to the main parser;
 each subcommand sets `handler=<func(args) -> int>`. Handlers print results on
 stdout and raise GhgaError for the main CLI to report.
@@ -14,7 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import ConfigError
 
 from .records import DEFAULT_BOX_MAX_SIZE_BYTES

@@ -1,6 +1,6 @@
 """The sandbox's Data Hub: interrogates closed uploads and archives files for download.
 
-Imports the stdlib, `snakemake_ghga.crypt`/`keys`/`errors` and the sandbox's
+Imports the stdlib, `snakemake_ghga.crypt4gh`/`keys`/`errors` and the sandbox's
 `state`, `objects` and `records`; nothing from the client side.
 
 What a GHGA Data Hub does with an upload in the inbox, and so what this does:
@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from io import BufferedIOBase
 from pathlib import Path
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import DecryptionError
 
 from .objects import ObjectStore

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from crypt4gh.keys.c4gh import encode_private_key
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.sandbox import Sandbox
 from snakemake_ghga.sandbox.requestlog import RequestLogEntry
 from tests.cluster.conftest import (

@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any
 
-from snakemake_ghga import transfer
 from snakemake_ghga.cli import main
+from snakemake_ghga.transfer import engine as transfer
 
 
 def _slowed(original: Any, delay_s: float) -> Any:

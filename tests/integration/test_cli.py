@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.cli import main
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair, make_key_pair
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from snakemake_ghga import crypt, download
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import MiB
 from snakemake_ghga.errors import (
@@ -25,10 +25,11 @@ from snakemake_ghga.errors import (
     LocalFileError,
     PartFailedError,
 )
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part, download_part_size
 from snakemake_ghga.sandbox import dcs, objecthttp
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.transfer import CORRUPT_ATTEMPTS, Cancelled, TransferEngine
+from snakemake_ghga.transfer import download
+from snakemake_ghga.transfer.engine import CORRUPT_ATTEMPTS, Cancelled, TransferEngine
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE, Part, download_part_size
 from tests.conftest import KeyPair
 
 from .conftest import PART, make_client, random_file

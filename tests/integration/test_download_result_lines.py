@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import download as download_module
-from snakemake_ghga.context import DownloadResult
 from snakemake_ghga.sandbox import Sandbox
+from snakemake_ghga.transfer import download as download_module
+from snakemake_ghga.transfer.context import DownloadResult
 from tests.conftest import KeyPair
 
 from .conftest import make_client, random_file

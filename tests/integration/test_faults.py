@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import download
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.sandbox.app import Sandbox
+from snakemake_ghga.transfer import download
 from tests.conftest import KeyPair
 
 from .conftest import random_file, request_counts, upload_and_archive

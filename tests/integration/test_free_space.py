@@ -13,8 +13,12 @@ import pytest
 
 from snakemake_ghga.config import MiB
 from snakemake_ghga.errors import LocalFileError
-from snakemake_ghga.freespace import allocated_bytes, free_bytes, require_free_space
-from snakemake_ghga.private_files import state_dir_path
+from snakemake_ghga.files.freespace import (
+    allocated_bytes,
+    free_bytes,
+    require_free_space,
+)
+from snakemake_ghga.files.private import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.cli import main
 from snakemake_ghga.config import MiB
-from snakemake_ghga.private_files import state_dir_path
+from snakemake_ghga.files.private import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 from tests.support.signals import default_signals

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import MiB
-from snakemake_ghga.parts import MIN_UPLOAD_PART_SIZE
-from snakemake_ghga.private_files import state_dir_path
+from snakemake_ghga.files.private import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
+from snakemake_ghga.transfer.parts import MIN_UPLOAD_PART_SIZE
 from tests.conftest import KeyPair
 
 from .conftest import make_client, random_file, request_counts, upload_and_archive

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from snakemake_ghga import crypt, private_files, upload
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import InputFileError
+from snakemake_ghga.files import private as private_files
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.transfer import _RangeReader
+from snakemake_ghga.transfer import upload
+from snakemake_ghga.transfer.engine import _RangeReader
 from tests.conftest import KeyPair
 
 from .conftest import PART, make_client, random_file

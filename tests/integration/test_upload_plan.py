@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
-from snakemake_ghga.api import GhgaApi
-from snakemake_ghga.api_models import UploadChecksums
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.cli import main
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.errors import ApiError
+from snakemake_ghga.ghga.api import GhgaApi
+from snakemake_ghga.ghga.models import UploadChecksums
 from snakemake_ghga.sandbox.app import Sandbox
 from tests.conftest import KeyPair
 

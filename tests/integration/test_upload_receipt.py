@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.cli import main
 from snakemake_ghga.cli.transfer_commands import _write_receipt
-from snakemake_ghga.context import UploadResult
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.upload import FileUploader
+from snakemake_ghga.transfer.context import UploadResult
+from snakemake_ghga.transfer.upload import FileUploader
 from tests.conftest import KeyPair
 
 from .conftest import cli_args as _args

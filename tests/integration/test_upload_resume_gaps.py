@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
-from snakemake_ghga.api import GhgaApi
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import PartFailedError
-from snakemake_ghga.journal import Journal
-from snakemake_ghga.parts import plan_parts
-from snakemake_ghga.private_files import state_dir, state_dir_path
+from snakemake_ghga.files.private import state_dir, state_dir_path
+from snakemake_ghga.ghga.api import GhgaApi
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.upload import upload_state
-from snakemake_ghga.upload_parts import PartUploads
+from snakemake_ghga.transfer.journal import Journal
+from snakemake_ghga.transfer.part_uploads import PartUploads
+from snakemake_ghga.transfer.parts import plan_parts
+from snakemake_ghga.transfer.upload import upload_state
 from tests.conftest import KeyPair
 
 from .conftest import MiB, body_bytes, make_client, random_file
@@ -246,7 +246,7 @@ def test_upload_removes_a_journal_temp_left_by_a_kill(
 
 
 def test_journal_notes_survive_a_reload(tmp_path: Path) -> None:
-    from snakemake_ghga.journal import DownloadHeader
+    from snakemake_ghga.transfer.journal import DownloadHeader
 
     path = tmp_path / "d.journal"
     journal = Journal.create(path, DownloadHeader("GHGAF1", "t", 10, None, 5, False))

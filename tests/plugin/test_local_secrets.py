@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from crypt4gh.keys.c4gh import encode_private_key
 
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.sandbox import Sandbox
 from tests.conftest import tool
 from tests.plugin.conftest import archive_files

@@ -71,7 +71,7 @@ def test_importing_plugin_loads_no_key_or_client_code() -> None:
     code = (
         "import sys, snakemake_storage_plugin_ghga;"
         "heavy = [m for m in sys.modules if m.startswith(('crypt4gh', 'nacl',"
-        " 'snakemake_ghga.keys', 'snakemake_ghga.client', 'snakemake_ghga.api'))];"
+        " 'snakemake_ghga.crypt4gh.keys', 'snakemake_ghga.client', 'snakemake_ghga.ghga.api'))];"
         "print(heavy)"
     )
 

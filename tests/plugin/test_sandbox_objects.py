@@ -9,9 +9,9 @@ import pytest
 from snakemake.io import IOCache
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_ghga import crypt
-from snakemake_ghga.api_models import UploadChecksums
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import ApiError
+from snakemake_ghga.ghga.models import UploadChecksums
 from snakemake_storage_plugin_ghga import StorageProvider
 from snakemake_storage_plugin_ghga.storage_object import StorageObject
 from tests.conftest import make_key_pair

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import MiB
-from snakemake_ghga.parts import download_part_size, upload_part_size
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.sandbox.requestlog import RequestLogEntry
+from snakemake_ghga.transfer.parts import download_part_size, upload_part_size
 from tests.support.signals import default_signals
 
 __all__ = [

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt, keys
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.client import GhgaClient
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.sandbox.state import StateStore
 from tests.conftest import make_key_pair
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 
 from .harness import (
     KillTrial,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import keys
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import TransferConfig
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import GhgaError
-from snakemake_ghga.private_files import state_dir_path
-from snakemake_ghga.token import open_sealed_box, parse_token
+from snakemake_ghga.files.private import state_dir_path
+from snakemake_ghga.ghga.token import open_sealed_box, parse_token
 
 from .harness import MiB, World, file_sha256, random_file
 

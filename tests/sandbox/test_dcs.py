@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import DecryptionError
 from snakemake_ghga.sandbox import Sandbox
 from tests.conftest import KeyPair

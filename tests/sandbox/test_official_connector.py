@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.sandbox import Sandbox, UploadInfo
 from tests.support.official_connector import (
     ConnectorRun,

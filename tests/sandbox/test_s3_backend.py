@@ -10,7 +10,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.sandbox import Sandbox
 from tests.conftest import KeyPair
 from tests.sandbox.conftest import PART_SIZE, MiB

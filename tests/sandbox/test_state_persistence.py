@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import ConfigError
 from snakemake_ghga.sandbox import Sandbox
 from snakemake_ghga.sandbox.state import StateStore

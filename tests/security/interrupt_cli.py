@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from snakemake_ghga import c4gh, transfer
 from snakemake_ghga.cli import main
+from snakemake_ghga.crypt4gh import format as c4gh
+from snakemake_ghga.transfer import engine as transfer
 
 
 def _marking(marker: Path, original: Any, delay_s: float) -> Any:

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from snakemake_ghga import crypt, keys
-from snakemake_ghga.api_models import shown
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.client import GhgaClient
 from snakemake_ghga.config import TransferConfig
-from snakemake_ghga.context import DownloadResult
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE
+from snakemake_ghga.crypt4gh import keys
+from snakemake_ghga.ghga.models import shown
+from snakemake_ghga.transfer.context import DownloadResult
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE
 from tests.reliability.harness import MiB, World, file_sha256, random_file
 from tests.reliability.test_bad_inputs import CliResult, upload
 from tests.support.hostile_server import Exchange, HostileProxy

@@ -26,14 +26,14 @@ from typing import Any
 import pytest
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from snakemake_ghga.api import GhgaApi
 from snakemake_ghga.config import MiB, TransferConfig
 from snakemake_ghga.errors import Cancelled
-from snakemake_ghga.parts import Part
-from snakemake_ghga.private_files import state_dir_path
+from snakemake_ghga.files.private import state_dir_path
+from snakemake_ghga.ghga.api import GhgaApi
+from snakemake_ghga.ghga.token import WorkPackageToken
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.token import WorkPackageToken
-from snakemake_ghga.transfer import TransferEngine, UploadPart
+from snakemake_ghga.transfer.engine import TransferEngine, UploadPart
+from snakemake_ghga.transfer.parts import Part
 from tests.conftest import KeyPair, tool
 from tests.integration.conftest import (
     cli_args,

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from snakemake_ghga.config import MiB
-from snakemake_ghga.private_files import state_dir_path
+from snakemake_ghga.files.private import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.upload_parts import PartUploads
+from snakemake_ghga.transfer.part_uploads import PartUploads
 from tests.conftest import KeyPair
 from tests.integration.conftest import body_bytes, make_client, random_file
 
@@ -144,7 +144,7 @@ def test_a_failed_journal_write_fails_that_file_alone(
     key = _journal_key(broken, "broken.bin")
     with monkeypatch.context() as patch:
         if failure == "disk-full":
-            patch.setattr("snakemake_ghga.journal.os", _FullDiskOs(key))
+            patch.setattr("snakemake_ghga.transfer.journal.os", _FullDiskOs(key))
         else:
             real_put = PartUploads._put
 

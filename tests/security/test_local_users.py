@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
-from snakemake_ghga.api_models import DrsObject
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.cli import main
 from snakemake_ghga.config import MiB
 from snakemake_ghga.errors import LocalFileError
-from snakemake_ghga.journal import DownloadHeader
-from snakemake_ghga.parts import download_part_size
-from snakemake_ghga.private_files import state_dir, state_dir_path
+from snakemake_ghga.files.private import state_dir, state_dir_path
+from snakemake_ghga.ghga.models import DrsObject
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.upload import upload_state
+from snakemake_ghga.transfer.journal import DownloadHeader
+from snakemake_ghga.transfer.parts import download_part_size
+from snakemake_ghga.transfer.upload import upload_state
 from tests.conftest import KeyPair
 from tests.integration.conftest import (
     PART,

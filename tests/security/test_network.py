@@ -18,16 +18,16 @@ import requests_mock
 import urllib3
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from snakemake_ghga.api import GhgaApi
 from snakemake_ghga.cli import main
 from snakemake_ghga.config import MiB, TransferConfig, url_refusal
 from snakemake_ghga.errors import ApiError, ConfigError, PartFailedError
-from snakemake_ghga.parts import Part
-from snakemake_ghga.proxies import ProxyRoutes
+from snakemake_ghga.ghga.api import GhgaApi
+from snakemake_ghga.ghga.token import WorkPackageToken
 from snakemake_ghga.redact import redact_text
 from snakemake_ghga.sandbox.app import Sandbox
-from snakemake_ghga.token import WorkPackageToken
-from snakemake_ghga.transfer import TransferEngine
+from snakemake_ghga.transfer.engine import TransferEngine
+from snakemake_ghga.transfer.parts import Part
+from snakemake_ghga.transfer.proxies import ProxyRoutes
 from tests.conftest import KeyPair
 from tests.integration.conftest import cli_args, random_file
 from tests.support.signals import default_signals

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 from nacl.public import PrivateKey, SealedBox
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 
 __all__ = ["EncryptedUpload", "GhgaHttpDriver", "close_body_of", "unseal"]
 

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 
 __all__ = [
     "CONNECTOR_VERSION",

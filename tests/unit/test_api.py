@@ -11,15 +11,15 @@ import pytest
 import requests_mock
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from snakemake_ghga.api import GhgaApi
-from snakemake_ghga.api_models import (
+from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
+from snakemake_ghga.ghga.api import GhgaApi
+from snakemake_ghga.ghga.models import (
     Staging,
     UploadChecksums,
     jwt_claims,
     parse_work_package,
 )
-from snakemake_ghga.errors import ApiError, AuthError, NotFoundError
-from snakemake_ghga.token import WorkPackageToken
+from snakemake_ghga.ghga.token import WorkPackageToken
 from tests.support.busy_wkvs import VALUES, busy_wkvs
 
 WKVS = "https://ghga.test/.well-known"

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from snakemake_ghga.api_models import (
+from snakemake_ghga.errors import ApiError
+from snakemake_ghga.ghga.models import (
     decode_envelope,
     download_file_name,
     error_for,
@@ -15,7 +16,6 @@ from snakemake_ghga.api_models import (
     parse_well_known,
     parse_work_package,
 )
-from snakemake_ghga.errors import ApiError
 
 S3 = {"type": "s3", "access_url": {"url": "http://s3/x?sig=1"}}
 SHA = "ab" * 32

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from snakemake_ghga.api_models import FileUpload, WorkPackage
 from snakemake_ghga.client import GhgaClient, _check_unique, _live_by_alias
 from snakemake_ghga.errors import AuthError, ConfigError
-from snakemake_ghga.private_files import state_dir_path
+from snakemake_ghga.files.private import state_dir_path
+from snakemake_ghga.ghga.models import FileUpload, WorkPackage
 from snakemake_ghga.progress import BarProgress, LineProgress
-from snakemake_ghga.upload import upload_state
+from snakemake_ghga.transfer.upload import upload_state
 
 
 def _upload(alias: str, state: str, file_id: str) -> FileUpload:

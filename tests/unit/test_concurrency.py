@@ -3,7 +3,7 @@
 import threading
 from collections.abc import Callable
 
-from snakemake_ghga.concurrency import (
+from snakemake_ghga.transfer.concurrency import (
     HOLD_S,
     START,
     ConcurrencyController,

@@ -5,9 +5,9 @@ from typing import Any, cast
 
 import pytest
 
-from snakemake_ghga.api_models import WellKnownValues
-from snakemake_ghga.context import RunContext
 from snakemake_ghga.errors import ApiError, ConfigError
+from snakemake_ghga.ghga.models import WellKnownValues
+from snakemake_ghga.transfer.context import RunContext
 
 KEY = bytes(range(32))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from crypt4gh import header as lib_header
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import DecryptionError, InputFileError
 
 SIZES = [1, 65_535, 65_536, 65_537, 3 * 2**20 + 17]

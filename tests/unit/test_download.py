@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import BUFFER_BYTES
-from snakemake_ghga.download import _OrderedHasher, _Sink
 from snakemake_ghga.errors import DecryptionError
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, plan_parts
-from snakemake_ghga.transfer import Cancelled
+from snakemake_ghga.transfer.download import _OrderedHasher, _Sink
+from snakemake_ghga.transfer.engine import Cancelled
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE, plan_parts
 
 SESSION_KEY = bytes(range(32))
 HEADER = b"h" * 124

@@ -4,7 +4,12 @@ import os
 import stat
 from pathlib import Path
 
-from snakemake_ghga.journal import DownloadHeader, Fingerprint, Journal, UploadHeader
+from snakemake_ghga.transfer.journal import (
+    DownloadHeader,
+    Fingerprint,
+    Journal,
+    UploadHeader,
+)
 
 
 def _upload_header(tmp_path: Path) -> UploadHeader:

@@ -11,7 +11,7 @@ from crypt4gh.keys import c4gh as lib_c4gh
 from crypt4gh.keys.kdf import derive_key, get_kdf
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from snakemake_ghga import keys
+from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import KeyLoadError, LocalFileError
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from snakemake_ghga.errors import InUseError
-from snakemake_ghga.locks import hold
+from snakemake_ghga.files.locks import hold
 
 REPO = Path(__file__).parents[2]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from snakemake_ghga.locks import hold
+from snakemake_ghga.files.locks import hold
 with hold(Path(sys.argv[1]), "test"):
     print("held", flush=True)
     time.sleep(60)

@@ -5,8 +5,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from snakemake_ghga.part_futures import PartFutures
-from snakemake_ghga.transfer import Cancelled
+from snakemake_ghga.transfer.engine import Cancelled
+from snakemake_ghga.transfer.futures import PartFutures
 
 
 def _failed(error: BaseException) -> "Future[None]":

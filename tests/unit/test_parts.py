@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from snakemake_ghga.config import TransferConfig
 from snakemake_ghga.errors import ConfigError
-from snakemake_ghga.parts import (
+from snakemake_ghga.transfer.parts import (
     CIPHER_SEGMENT_SIZE,
     MAX_PARTS,
     MAX_UPLOAD_PART_SIZE,

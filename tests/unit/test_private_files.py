@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_ghga.errors import LocalFileError
-from snakemake_ghga.private_files import (
+from snakemake_ghga.files.private import (
     create_private,
     open_own,
     open_private,

@@ -7,7 +7,7 @@ import pytest
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from snakemake_ghga.errors import AuthError, ConfigError
-from snakemake_ghga.token import (
+from snakemake_ghga.ghga.token import (
     TOKEN_ENV_VAR,
     TOKEN_PROMPT,
     open_sealed_box,

@@ -23,14 +23,14 @@ from snakemake_ghga.errors import (
     IntegrityError,
     PartFailedError,
 )
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
 from snakemake_ghga.redact import RedactingFilter
-from snakemake_ghga.transfer import (
+from snakemake_ghga.transfer.engine import (
     CORRUPT_ATTEMPTS,
     Cancelled,
     TransferEngine,
     UploadPart,
 )
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE, Part
 
 
 class FakeResponse:

@@ -11,13 +11,13 @@ from typing import Any, cast
 
 import pytest
 
-from snakemake_ghga import crypt
-from snakemake_ghga.context import RunContext
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import InputFileError
-from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, MIN_UPLOAD_PART_SIZE
-from snakemake_ghga.transfer import Cancelled
-from snakemake_ghga.upload_parts import PartUploads, UploadPlan, hash_kept_part
+from snakemake_ghga.transfer.context import RunContext
+from snakemake_ghga.transfer.engine import Cancelled
+from snakemake_ghga.transfer.journal import Fingerprint, Journal, UploadHeader
+from snakemake_ghga.transfer.part_uploads import PartUploads, UploadPlan, hash_kept_part
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE, MIN_UPLOAD_PART_SIZE
 from tests.conftest import KeyPair
 
 PART_SIZE = MIN_UPLOAD_PART_SIZE

@@ -1,12 +1,12 @@
 """The PUTs of one upload: its plan, fresh part URLs, and parts read back on resume.
 
-Layer 4, private to `upload`: imports ``crypt``, ``config``, ``parts``,
-``journal``, ``transfer``, ``part_futures`` and ``context``. Parts are
-submitted to the shared engine as the encryption reports them (or, on resume,
-as kept parts are read back from the temp file and MAC-checked); the first
-failure cancels the file's other parts. A part is journaled after its PUT; a
-journal that cannot be written (disk full, file removed) fails the part with
-the ``LocalFileError`` that ``Journal.confirm`` raises, like any part error.
+Layer 4, private to `transfer.upload`: imports ``crypt4gh``, ``config``,
+``transfer.parts``, ``transfer.journal``, ``transfer.engine``, ``transfer.futures`` and
+``transfer.context``. Parts are submitted to the shared engine as the encryption reports
+them (or, on resume, as kept parts are read back from the temp file and MAC-checked);
+the first failure cancels the file's other parts. A part is journaled after its PUT; a
+journal that cannot be written (disk full, file removed) fails the part with the
+``LocalFileError`` that ``Journal.confirm`` raises, like any part error.
 """
 
 import hashlib
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from snakemake_ghga import crypt
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import BUFFER_BYTES
-from snakemake_ghga.context import RunContext
 from snakemake_ghga.errors import GhgaError, InputFileError
-from snakemake_ghga.journal import Journal, UploadHeader
-from snakemake_ghga.part_futures import PartFutures
-from snakemake_ghga.parts import Part, plan_parts
-from snakemake_ghga.transfer import Cancelled, UploadPart
+from snakemake_ghga.transfer.context import RunContext
+from snakemake_ghga.transfer.engine import Cancelled, UploadPart
+from snakemake_ghga.transfer.futures import PartFutures
+from snakemake_ghga.transfer.journal import Journal, UploadHeader
+from snakemake_ghga.transfer.parts import Part, plan_parts
 
 __all__ = ["PartUploads", "UploadPlan", "hash_kept_part"]
 

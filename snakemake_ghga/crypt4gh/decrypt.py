@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from crypt4gh import lib as _c4gh_lib
 
-from .c4gh import (
+from snakemake_ghga.crypt4gh.format import (
     BLOCK_SEGMENTS,
     CIPHER_SEGMENT_SIZE,
     SEGMENT_SIZE,
@@ -27,7 +27,7 @@ from .c4gh import (
     private_output,
     pwrite_all,
 )
-from .errors import DecryptionError
+from snakemake_ghga.errors import DecryptionError
 
 __all__ = ["decrypt_file", "run_bounded"]
 

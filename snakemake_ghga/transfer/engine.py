@@ -1,8 +1,8 @@
 """TransferEngine: presigned part PUTs and ranged GETs with retries.
 
-Layer 3: imports ``config``, ``errors``, ``parts``, ``proxies``, ``redact`` and
-urllib3; never ``api`` (URLs come through the ``UrlSource`` protocol) and never the
-cipher (downloaded bytes go to a ``PartSink``).
+Layer 3: imports ``config``, ``errors``, ``transfer.parts``, ``transfer.proxies``,
+``redact`` and urllib3; never ``ghga.api`` (URLs come through the ``UrlSource``
+protocol) and never the cipher (downloaded bytes go to a ``PartSink``).
 
 Design notes:
 - one ``ThreadPoolExecutor`` and one set of connection pools (``maxsize`` =
@@ -62,7 +62,6 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
-from snakemake_ghga.concurrency import BufferPool, PartLimiter
 from snakemake_ghga.config import BUFFER_BYTES, TransferConfig, url_refusal
 from snakemake_ghga.errors import (
     ApiError,
@@ -73,9 +72,10 @@ from snakemake_ghga.errors import (
     NotFoundError,
     PartFailedError,
 )
-from snakemake_ghga.parts import CIPHER_SEGMENT_SIZE, Part
-from snakemake_ghga.proxies import ProxyRoutes
 from snakemake_ghga.redact import install_log_redaction, redact_url
+from snakemake_ghga.transfer.concurrency import BufferPool, PartLimiter
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE, Part
+from snakemake_ghga.transfer.proxies import ProxyRoutes
 
 __all__ = [
     "CORRUPT_ATTEMPTS",

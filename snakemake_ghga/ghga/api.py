@@ -1,13 +1,13 @@
 """GhgaApi: the GHGA JSON API (WKVS, WPS, UCS, DCS) over one requests.Session.
 
-Layer 4: imports ``errors``, ``token``, ``api_models`` and requests; never the
+Layer 4: imports ``errors``, ``ghga.token``, ``ghga.models`` and requests; never the
 transfer engine. Design notes:
 - the work package is fetched once per run, the WKVS values once per run;
 - work-order tokens (WOTs) are cached until a few seconds before their JWT
   ``exp`` and refreshed on 401 *and* 403 (the official client misses 401);
 - transient failures (connection errors, 429, 5xx) are retried by urllib3's
   ``Retry`` with backoff and ``Retry-After``; everything else becomes a
-  ``GhgaError`` from ``api_models.error_for``;
+  ``GhgaError`` from ``ghga.models.error_for``;
 - ``Retry-After`` is read by that ``Retry`` alone: it also turns the DCS's
   "202, still staging" into the wait before asking again; an invalid value
   counts as none (backoff, or the default staging wait), not as a failure;
@@ -15,7 +15,7 @@ transfer engine. Design notes:
   (Ctrl-C) ends a retry wait at once with ``Cancelled``;
 - the WKVS URL and the service URLs it returns must be https, or http to a
   loopback host (``config.url_refusal``), before any token is sent;
-- every response body goes through an ``api_models`` parser, so a body of the
+- every response body goes through an ``ghga.models`` parser, so a body of the
   wrong shape is an ``ApiError``, never an ``AttributeError`` or ``KeyError``;
 - ``prefetch_*`` start a request the flow will need on a background thread,
   so that it overlaps another (a WOT while waiting for an upload slot, the
@@ -36,11 +36,11 @@ from urllib3.exceptions import InvalidHeader
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from snakemake_ghga import api_models as models
 from snakemake_ghga.config import DEFAULT_WKVS_URL, require_https, url_refusal
 from snakemake_ghga.errors import ApiError, AuthError, Cancelled, GhgaError
+from snakemake_ghga.ghga import models
+from snakemake_ghga.ghga.token import WorkPackageToken, open_sealed_box
 from snakemake_ghga.redact import install_log_redaction, redact_text
-from snakemake_ghga.token import WorkPackageToken, open_sealed_box
 
 __all__ = ["DEFAULT_WKVS_URL", "WOT_MARGIN_S", "GhgaApi"]
 

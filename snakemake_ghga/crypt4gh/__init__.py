@@ -4,7 +4,15 @@ A facade over `c4gh` (format, header, segment ciphers), `encryption` (one-pass
 encryption with per-part checksums) and `decryption` (whole-file decryption).
 """
 
-from .c4gh import (
+from snakemake_ghga.crypt4gh.decrypt import decrypt_file
+from snakemake_ghga.crypt4gh.encrypt import (
+    EncryptedPart,
+    EncryptionResult,
+    encrypt_file,
+    encrypted_temp_file,
+    multipart_etag,
+)
+from snakemake_ghga.crypt4gh.format import (
     CIPHER_SEGMENT_SIZE,
     HEADER_SIZE,
     MAGIC,
@@ -21,14 +29,6 @@ from .c4gh import (
     private_output,
     publish,
     pwrite_all,
-)
-from .decryption import decrypt_file
-from .encryption import (
-    EncryptedPart,
-    EncryptionResult,
-    encrypt_file,
-    encrypted_temp_file,
-    multipart_etag,
 )
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The threads behind one-pass encryption: reader, encryptors, part hashers.
 
-Layer 1, private to `encryption`. Each stage is GIL-free in its bulk:
+Layer 1, private to `crypt4gh.encrypt`. Each stage is GIL-free in its bulk:
 - the calling thread reads 1 MiB blocks into pooled buffers and feeds the
   plaintext SHA-256 (inherently sequential);
 - `workers` threads encrypt blocks (cryptography's ChaCha20Poly1305 releases
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .c4gh import (
+from snakemake_ghga.crypt4gh.format import (
     BLOCK_SEGMENTS,
     CIPHER_SEGMENT_SIZE,
     HEADER_SIZE,
@@ -29,7 +29,7 @@ from .c4gh import (
     encrypted_size,
     pwrite_all,
 )
-from .errors import Cancelled, InputFileError
+from snakemake_ghga.errors import Cancelled, InputFileError
 
 __all__ = ["EncryptedPart", "Layout", "multipart_etag", "plan_layout", "run_stages"]
 

@@ -1,6 +1,6 @@
 """PartFutures: the part futures of one file, where the first failure cancels the rest.
 
-Layer 3: imports only ``transfer`` (for ``Cancelled``) and the stdlib. Shared by
+Layer 3: imports only ``transfer.engine`` (for ``Cancelled``) and the stdlib. Shared by
 the download and the upload of a file: each part gets the file's ``cancel``
 event, the first failed part sets it, and ``wait`` raises that failure rather
 than the ``Cancelled`` of the parts it stopped. No part may touch the file
@@ -10,7 +10,7 @@ after ``wait`` or ``stop`` returns, so the caller can then close it.
 import threading
 from concurrent.futures import CancelledError, Future, wait
 
-from snakemake_ghga.transfer import Cancelled
+from snakemake_ghga.transfer.engine import Cancelled
 
 __all__ = ["PartFutures"]
 

@@ -1,6 +1,6 @@
 """The Crypt4GH v1 format: header, segment ciphers, sizes, detection.
 
-Layer 1: imports `errors`, `private_files` and the crypt4gh/cryptography
+Layer 1: imports `errors`, `files.private` and the crypt4gh/cryptography
 libraries only.
 
 Implementation notes:
@@ -26,8 +26,8 @@ from crypt4gh import header as _c4gh_header
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from .errors import DecryptionError, InputFileError, local_write_error
-from .private_files import open_own, private_temp
+from snakemake_ghga.errors import DecryptionError, InputFileError, local_write_error
+from snakemake_ghga.files.private import open_own, private_temp
 
 __all__ = [
     "BLOCK_SEGMENTS",

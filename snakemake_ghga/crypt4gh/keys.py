@@ -29,8 +29,8 @@ from crypt4gh.keys import ssh as _ssh
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from .errors import KeyLoadError
-from .private_files import open_private
+from snakemake_ghga.errors import KeyLoadError
+from snakemake_ghga.files.private import open_private
 
 __all__ = [
     "PASSPHRASE_ENV_VARS",

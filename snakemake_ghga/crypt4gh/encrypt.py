@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .c4gh import (
+from snakemake_ghga.crypt4gh.format import (
     CIPHER_SEGMENT_SIZE,
     HEADER_SIZE,
     SEGMENT_SIZE,
@@ -27,15 +27,15 @@ from .c4gh import (
     make_header,
     pwrite_all,
 )
-from .encryption_stages import (
+from snakemake_ghga.crypt4gh.stages import (
     EncryptedPart,
     Layout,
     multipart_etag,
     plan_layout,
     run_stages,
 )
-from .errors import DecryptionError, InputFileError, local_write_error
-from .private_files import open_own, open_private
+from snakemake_ghga.errors import DecryptionError, InputFileError, local_write_error
+from snakemake_ghga.files.private import open_own, open_private
 
 __all__ = [
     "EncryptedPart",

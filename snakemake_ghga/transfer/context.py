@@ -1,7 +1,7 @@
 """RunContext: what every file of one run shares; and the result types.
 
-Layer 4: imports ``api``, ``transfer``, ``config``, ``errors``, ``progress``.
-The upload and download flows receive a ``RunContext`` instead of reaching
+Layer 4: imports ``ghga.api``, ``transfer.engine``, ``config``, ``errors``,
+``progress``. The upload and download flows receive a ``RunContext`` instead of reaching
 into ``GhgaClient``, so each flow can be tested with fakes.
 """
 
@@ -9,11 +9,11 @@ import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snakemake_ghga.api import GhgaApi
 from snakemake_ghga.config import TransferConfig
 from snakemake_ghga.errors import ApiError, ConfigError
+from snakemake_ghga.ghga.api import GhgaApi
 from snakemake_ghga.progress import ProgressListener
-from snakemake_ghga.transfer import TransferEngine
+from snakemake_ghga.transfer.engine import TransferEngine
 
 __all__ = ["DownloadInfo", "DownloadResult", "RunContext", "UploadResult"]
 

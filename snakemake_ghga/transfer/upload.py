@@ -1,12 +1,12 @@
 """The upload of one file: create, encrypt while PUTting parts, close; resume.
 
-Layer 4: imports ``crypt``, ``parts``, ``journal``, ``transfer``, ``context``,
-``private_files``, ``locks`` and ``upload_parts`` (the PUTs of one file).
-Encryption writes the Crypt4GH temp file (0600) and reports each part as soon
-as its bytes are on disk; the part is then PUT from the temp file by the
-shared engine while encryption goes on. Every confirmed part is appended to
-a journal beside the temp file, so after a kill the same command continues
-with the same server-side upload, the same temp file and the same session key
+Layer 4: imports ``crypt4gh``, ``transfer.parts``, ``transfer.journal``,
+``transfer.engine``, ``transfer.context``, ``files.private``, ``files.locks`` and
+``transfer.part_uploads`` (the PUTs of one file). Encryption writes the Crypt4GH temp
+file (0600) and reports each part as soon as its bytes are on disk; the part is then PUT
+from the temp file by the shared engine while encryption goes on. Every confirmed part
+is appended to a journal beside the temp file, so after a kill the same command
+continues with the same server-side upload, the same temp file and the same session key
 (kept in the journal as a Crypt4GH header sealed to the user's own key).
 
 State: the temp file, the journal and a lock file live in the user's private
@@ -53,9 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from snakemake_ghga import crypt, locks
-from snakemake_ghga.api_models import FileUpload, UploadChecksums
-from snakemake_ghga.context import RunContext, UploadResult
+from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.errors import (
     ApiError,
     GhgaError,
@@ -64,12 +62,19 @@ from snakemake_ghga.errors import (
     UnfinishedUploadError,
     local_write_error,
 )
-from snakemake_ghga.freespace import allocated_bytes, require_free_space
-from snakemake_ghga.journal import Fingerprint, Journal, UploadHeader
-from snakemake_ghga.parts import plan_parts, requested_part_size, upload_part_size
-from snakemake_ghga.private_files import open_private, state_dir, state_dir_path
-from snakemake_ghga.transfer import Cancelled
-from snakemake_ghga.upload_parts import PartUploads, UploadPlan
+from snakemake_ghga.files import locks
+from snakemake_ghga.files.freespace import allocated_bytes, require_free_space
+from snakemake_ghga.files.private import open_private, state_dir, state_dir_path
+from snakemake_ghga.ghga.models import FileUpload, UploadChecksums
+from snakemake_ghga.transfer.context import RunContext, UploadResult
+from snakemake_ghga.transfer.engine import Cancelled
+from snakemake_ghga.transfer.journal import Fingerprint, Journal, UploadHeader
+from snakemake_ghga.transfer.part_uploads import PartUploads, UploadPlan
+from snakemake_ghga.transfer.parts import (
+    plan_parts,
+    requested_part_size,
+    upload_part_size,
+)
 
 __all__ = ["FileUploader", "UploadDecision", "UploadState", "decide", "upload_state"]
 

@@ -1,7 +1,7 @@
 """Resume journals: small JSON-lines files in the private state dir or beside an output.
 
-Layer 2: imports the stdlib, ``errors``, ``private_files`` and
-``c4gh.pwrite_all``. A journal's first line is its header (what is being
+Layer 2: imports the stdlib, ``errors``, ``files.private`` and
+``crypt4gh.format.pwrite_all``. A journal's first line is its header (what is being
 transferred, written atomically, mode 0600); every later line records one
 confirmed part and is appended with a single write, so a kill -9 can at worst
 leave a torn last line, which loading ignores. Lines of the form ``{"note":
@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
 
-from snakemake_ghga.c4gh import pwrite_all
+from snakemake_ghga.crypt4gh.format import pwrite_all
 from snakemake_ghga.errors import LocalFileError, local_write_error
-from snakemake_ghga.private_files import open_own, private_temp
+from snakemake_ghga.files.private import open_own, private_temp
 
 __all__ = [
     "DownloadHeader",

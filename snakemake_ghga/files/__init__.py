@@ -1,0 +1,3 @@
+"""Local files: created private (``private``), locked against a second run
+(``locks``), checked for free space (``freespace``). Imports ``errors`` only.
+"""
