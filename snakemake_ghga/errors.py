@@ -21,6 +21,9 @@ never appear in it.
         └── IntegrityError         size or checksum mismatch (expected vs actual)
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "ApiError",
     "AuthError",
@@ -74,6 +77,15 @@ def local_write_error(path: object, err: OSError) -> LocalFileError:
         f"writing {path} failed: {reason}",
         "Free space there or choose another output or temp directory",
     )
+
+
+@contextmanager
+def writing(path: object) -> Iterator[None]:
+    """Raise an ``OSError`` in the block as ``local_write_error(path, ...)``."""
+    try:
+        yield
+    except OSError as err:
+        raise local_write_error(path, err) from err
 
 
 class InUseError(GhgaError):

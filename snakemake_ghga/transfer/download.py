@@ -37,7 +37,7 @@ from snakemake_ghga.errors import (
     DecryptionError,
     IntegrityError,
     PartFailedError,
-    local_write_error,
+    writing,
 )
 from snakemake_ghga.files import locks
 from snakemake_ghga.files.freespace import allocated_bytes, require_free_space
@@ -212,10 +212,8 @@ class _Sink:
 
     def write_at(self, data: memoryview | bytes, offset: int) -> None:
         """Write all of ``data`` at ``offset`` of the temp file."""
-        try:
+        with writing(self._path):
             crypt.pwrite_all(self._fd, data, offset)
-        except OSError as err:
-            raise local_write_error(self._path, err) from err
 
 
 class FileDownloader:
@@ -294,15 +292,15 @@ class FileDownloader:
                 "discarding a resume journal that does not match "
                 "this download; starting over",
             )
-        try:
-            temp.unlink(
-                missing_ok=True
-            )  # a link planted there is removed, not followed
-            os.close(create_private(temp))
-            return Journal.create(journal_path, wanted)
-        except OSError as err:
-            temp.unlink(missing_ok=True)
-            raise local_write_error(destination.parent, err) from err
+        with writing(destination.parent):
+            try:
+                # a link planted there is removed, not followed
+                temp.unlink(missing_ok=True)
+                os.close(create_private(temp))
+                return Journal.create(journal_path, wanted)
+            except OSError:
+                temp.unlink(missing_ok=True)
+                raise
 
     def _fetch(
         self,
@@ -316,10 +314,8 @@ class FileDownloader:
         assert isinstance(header, DownloadHeader)
         plan = plan_parts(drs.size, header.part_size)
         total = len(envelope) + drs.size if keep else crypt.plain_size_of(drs.size)
-        try:
+        with writing(header.temp_path):
             fd = open_own(Path(header.temp_path))
-        except OSError as err:
-            raise local_write_error(header.temp_path, err) from err
         try:
             sink = _Sink(
                 fd,
@@ -329,10 +325,8 @@ class FileDownloader:
                 len(envelope),
                 self._ctx.engine.scratch,
             )
-            try:
+            with writing(header.temp_path):
                 os.ftruncate(fd, total)
-            except OSError as err:
-                raise local_write_error(header.temp_path, err) from err
             if keep:
                 sink.write_at(envelope, 0)
             parts = PartFutures(f"download of {drs.accession}")
@@ -344,10 +338,8 @@ class FileDownloader:
                 lambda: parts.cancel.is_set() or self._ctx.engine.stopped,
             )
             received = self._run_parts(drs, plan, journal, sink, hasher, parts)
-            try:
+            with writing(header.temp_path):
                 os.fsync(fd)
-            except OSError as err:
-                raise local_write_error(header.temp_path, err) from err
         finally:
             os.close(fd)
         _verify(drs, hasher.hexdigest())
