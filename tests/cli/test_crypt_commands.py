@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_key_pair, tool
+from tests.conftest import make_key_pair
+from tests.support.tools import tool
 
 
 def ghga(

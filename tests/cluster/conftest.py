@@ -23,8 +23,9 @@ import pytest
 
 from snakemake_ghga.sandbox import Sandbox
 from tests.cluster.slurm import LocalSlurm, slurm_available
-from tests.conftest import BIN, KeyPair, make_key_pair, tool
+from tests.conftest import KeyPair, make_key_pair
 from tests.support.secret_watch import CmdlineWatch
+from tests.support.tools import BIN, tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "workflow_examples" / "snakemake" / "demo"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tool
+from tests.support.tools import tool
 
 pytestmark = pytest.mark.interop
 

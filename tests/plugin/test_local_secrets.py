@@ -24,9 +24,9 @@ from crypt4gh.keys.c4gh import encode_private_key
 
 from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.sandbox import Sandbox
-from tests.conftest import tool
 from tests.plugin.conftest import archive_files
 from tests.support.secret_watch import CmdlineWatch, files_holding
+from tests.support.tools import tool
 
 pytestmark = pytest.mark.slow
 

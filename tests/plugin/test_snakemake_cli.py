@@ -4,7 +4,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import KeyPair, tool
+from tests.conftest import KeyPair
+from tests.support.tools import tool
 
 PLAIN_SNAKEFILE = 'rule all:\n    output: "done.txt"\n    shell: "echo ok > {output}"\n'
 GHGA_SNAKEFILE = (

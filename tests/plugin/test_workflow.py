@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from snakemake_ghga.sandbox import Sandbox
-from tests.conftest import KeyPair, make_key_pair, tool
+from tests.conftest import KeyPair, make_key_pair
 from tests.plugin.conftest import archive_files
+from tests.support.tools import tool
 
 pytestmark = pytest.mark.slow
 

@@ -22,6 +22,7 @@ from snakemake_ghga.crypt4gh import keys
 from snakemake_ghga.errors import GhgaError
 from snakemake_ghga.files.private import state_dir_path
 from snakemake_ghga.ghga.token import open_sealed_box, parse_token
+from tests.support.tools import run_keygen
 
 from .harness import MiB, World, file_sha256, random_file
 
@@ -33,8 +34,6 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 def locked_keys(
     world: World, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Path, bytes]:
-    from tests.conftest import run_keygen
-
     directory = tmp_path_factory.mktemp("locked")
     run_keygen(directory / "k.sec", directory / "k.pub", PASSPHRASE)
     secret = keys.load_private_key(directory / "k.sec", PASSPHRASE)

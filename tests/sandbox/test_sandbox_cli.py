@@ -12,9 +12,10 @@ import pytest
 import requests
 
 from snakemake_ghga.cli import main
-from tests.conftest import KeyPair, tool
+from tests.conftest import KeyPair
 from tests.support.ghga_http import GhgaHttpDriver, unseal
 from tests.support.signals import default_signals
+from tests.support.tools import tool
 
 TOKEN = re.compile(r"([0-9a-f-]{36}):([A-Za-z0-9+/=]{96})")
 

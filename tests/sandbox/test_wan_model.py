@@ -19,7 +19,7 @@ from snakemake_ghga.errors import ConfigError
 from snakemake_ghga.sandbox import Sandbox
 from snakemake_ghga.sandbox.objects import FileObjectStore
 from snakemake_ghga.sandbox.wan import PACE_CHUNK_BYTES, TokenBucket
-from tests.conftest import tool
+from tests.support.tools import tool
 
 MiB = 1024 * 1024
 MBIT = 125_000  # bytes/s per Mbit/s

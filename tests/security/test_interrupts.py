@@ -34,7 +34,7 @@ from snakemake_ghga.ghga.token import WorkPackageToken
 from snakemake_ghga.sandbox.app import Sandbox
 from snakemake_ghga.transfer.engine import TransferEngine, UploadPart
 from snakemake_ghga.transfer.parts import Part
-from tests.conftest import KeyPair, tool
+from tests.conftest import KeyPair
 from tests.integration.conftest import (
     cli_args,
     make_client,
@@ -43,6 +43,7 @@ from tests.integration.conftest import (
 )
 from tests.support.busy_wkvs import busy_wkvs as serve_busy_wkvs
 from tests.support.signals import default_signals
+from tests.support.tools import tool
 from tests.unit.test_transfer import FakePool, FakeResponse, Urls
 
 DRIVER = Path(__file__).with_name("interrupt_cli.py")

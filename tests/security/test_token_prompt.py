@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from snakemake_ghga.sandbox.app import Sandbox
-from tests.conftest import KeyPair, tool
+from tests.conftest import KeyPair
 from tests.support.signals import default_signals
+from tests.support.tools import tool
 
 
 def _ls_argv(sandbox: Sandbox, keys: KeyPair) -> list[str]:

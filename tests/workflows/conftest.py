@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from snakemake_ghga.sandbox import Sandbox
-from tests.conftest import BIN, KeyPair, make_key_pair, tool
+from tests.conftest import KeyPair, make_key_pair
+from tests.support.tools import BIN, tool
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "workflow_examples"

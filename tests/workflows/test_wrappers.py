@@ -10,8 +10,9 @@ from crypt4gh.lib import decrypt as reference_decrypt
 from crypt4gh.lib import encrypt as reference_encrypt
 
 from snakemake_ghga.crypt4gh import keys
-from tests.conftest import make_key_pair, tool
+from tests.conftest import make_key_pair
 from tests.reliability.test_secrets import _run_watching_argv
+from tests.support.tools import tool
 from tests.workflows.conftest import (
     EXAMPLES,
     Ghga,
