@@ -1,6 +1,6 @@
 """GhgaClient: the one object the CLI and the Snakemake plugin use.
 
-Layer 4: the only module that composes ``ghga.api``, ``transfer.engine``,
+Top level: the only module that composes ``ghga.api``, ``transfer.engine``,
 ``transfer.upload`` and ``transfer.download``. One client per run: one
 ``requests.Session``, one ``TransferEngine`` (executor + connection pool) for all parts
 of all files, and a pool of file threads that start files while others are still moving,

@@ -1,6 +1,6 @@
 """Progress reporting: the listener protocol and two text renderers.
 
-Layer 0: stdlib only. The library calls a ``ProgressListener``; only the CLI
+Top level: stdlib only. The library calls a ``ProgressListener``; only the CLI
 chooses a renderer and the stream it writes to (a bar per file that moves
 with bytes on a TTY, plain log lines otherwise).
 """

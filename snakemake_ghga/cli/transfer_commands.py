@@ -1,6 +1,6 @@
 """`ghga-transfer upload / download / ls / rm`: one line per file, a summary.
 
-Layer 5: parses arguments, builds a ``GhgaClient``, prints results. Uploads
+In the CLI: parses arguments, builds a ``GhgaClient``, prints results. Uploads
 and downloads print each file's result line as soon as that file is done,
 then the summary; ``--receipt FILE`` also writes every file's result as JSON
 (atomically, also when some files failed). Exit 0 only if every file

@@ -1,6 +1,6 @@
 """The Crypt4GH v1 format: header, segment ciphers, sizes, detection.
 
-Layer 1: imports `errors`, `files.private` and the crypt4gh/cryptography
+In ``crypt4gh``: imports `errors`, `files.private` and the crypt4gh/cryptography
 libraries only.
 
 Implementation notes:

@@ -1,6 +1,6 @@
 """The threads behind one-pass encryption: reader, encryptors, part hashers.
 
-Layer 1, private to `crypt4gh.encrypt`. Each stage is GIL-free in its bulk:
+Private to `crypt4gh.encrypt`. Each stage is GIL-free in its bulk:
 - the calling thread reads 1 MiB blocks into pooled buffers and feeds the
   plaintext SHA-256 (inherently sequential);
 - `workers` threads encrypt blocks (cryptography's ChaCha20Poly1305 releases

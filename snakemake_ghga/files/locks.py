@@ -1,6 +1,6 @@
 """One transfer per file at a time: an exclusive lock in the private state dir.
 
-Layer 1: imports the stdlib, ``errors`` and ``files.private``. Two runs of the
+In ``files``: imports the stdlib, ``errors`` and ``files.private``. Two runs of the
 same upload (or download to the same output) would share a temp file and a
 journal, and each would spoil the other's work. ``hold`` takes a
 non-blocking ``flock`` on ``<state dir>/<name>.lock`` and writes the holder's

@@ -1,6 +1,6 @@
 """Files that are ours: a private per-user state dir; opens that never follow links.
 
-Layer 0: imports the stdlib and ``errors`` only. On a multi-user host the
+In ``files``: imports the stdlib and ``errors`` only. On a multi-user host the
 temp dir is shared and project directories are group-writable, so another
 user can plant a file, a symlink or a hard link under a name we are about to
 use. Every file this package creates or reopens goes through this module:

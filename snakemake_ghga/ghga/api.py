@@ -1,6 +1,6 @@
 """GhgaApi: the GHGA JSON API (WKVS, WPS, UCS, DCS) over one requests.Session.
 
-Layer 4: imports ``errors``, ``ghga.token``, ``ghga.models`` and requests; never the
+In ``ghga``: imports ``errors``, ``ghga.token``, ``ghga.models`` and requests; never the
 transfer engine. Design notes:
 - the work package is fetched once per run, the WKVS values once per run;
 - work-order tokens (WOTs) are cached until a few seconds before their JWT

@@ -1,6 +1,6 @@
 """Typed views of the GHGA JSON API responses and the error-body mapping.
 
-Layer 4 helper of ``ghga.api``: imports ``errors`` and the stdlib only. One frozen
+Helper of ``ghga.api``: imports ``errors`` and the stdlib only. One frozen
 dataclass per response; every parser raises ``ApiError`` on a malformed body;
 values that become local names or sizes are checked as coming from a
 server we do not trust (``download_file_name``, the DRS size and SHA-256);

@@ -1,6 +1,6 @@
 """RunContext: what every file of one run shares; and the result types.
 
-Layer 4: imports ``ghga.api``, ``transfer.engine``, ``config``, ``errors``,
+In ``transfer``: imports ``ghga.api``, ``transfer.engine``, ``config``, ``errors``,
 ``progress``. The upload and download flows receive a ``RunContext`` instead of reaching
 into ``GhgaClient``, so each flow can be tested with fakes.
 """

@@ -1,25 +1,26 @@
 """The download of one staged file: ranged GETs decrypted straight to disk.
 
-Layer 4: imports ``crypt4gh``, ``config``, ``transfer.parts``, ``transfer.journal``,
-``transfer.engine``, ``transfer.futures``, ``files.private``, ``files.locks`` and
-``transfer.context``. The header-less ciphertext is fetched in segment-aligned ranges;
-each range is decrypted on arrival (which checks every segment's MAC) and written with
-``crypt4gh.pwrite_all`` at its plaintext offset into a 0600 temp file beside the output
-(``.c4gh`` output keeps the checked ciphertext). The temp file is created exclusively
-and reopened only if it is a file of ours, never through a symlink; a lock in the
-private state dir keeps a second download to the same output from sharing it. Completed
-parts go to a journal, so a rerun fetches only the missing ones. An interrupted run
-(Ctrl-C, retries exhausted, no fresh URL to be had) keeps the temp file and journal; any
-other failure (a local write error, ciphertext that stays corrupt, a checksum mismatch)
-removes both, so no partial plaintext remains. A file the archive gives no SHA-256 for
-fails before its first GET (unless ``allow_unverified``): nothing else would show that
-it is whole, since Crypt4GH has no end marker and the size comes from the same server.
-The whole-file SHA-256 is computed in file order as parts complete (reading back the
-page-cached output; on resume the GETs of the missing parts start before the finished
-ones are read back) and compared with the DRS checksum before the temp file is renamed
-onto the output name. The read-back stops at its next block once a part failed or the
-engine was stopped (Ctrl-C): finished parts of a resumed download can be tens of GiB,
-and the file thread, which Ctrl-C joins, waits for whichever thread is hashing.
+In ``transfer``: imports ``crypt4gh``, ``config``, ``transfer.parts``,
+``transfer.journal``, ``transfer.engine``, ``transfer.futures``, ``files.private``,
+``files.locks`` and ``transfer.context``. The header-less ciphertext is fetched in
+segment-aligned ranges; each range is decrypted on arrival (which checks every segment's
+MAC) and written with ``crypt4gh.pwrite_all`` at its plaintext offset into a 0600 temp
+file beside the output (``.c4gh`` output keeps the checked ciphertext). The temp file is
+created exclusively and reopened only if it is a file of ours, never through a symlink;
+a lock in the private state dir keeps a second download to the same output from sharing
+it. Completed parts go to a journal, so a rerun fetches only the missing ones. An
+interrupted run (Ctrl-C, retries exhausted, no fresh URL to be had) keeps the temp file
+and journal; any other failure (a local write error, ciphertext that stays corrupt, a
+checksum mismatch) removes both, so no partial plaintext remains. A file the archive
+gives no SHA-256 for fails before its first GET (unless ``allow_unverified``): nothing
+else would show that it is whole, since Crypt4GH has no end marker and the size comes
+from the same server. The whole-file SHA-256 is computed in file order as parts complete
+(reading back the page-cached output; on resume the GETs of the missing parts start
+before the finished ones are read back) and compared with the DRS checksum before the
+temp file is renamed onto the output name. The read-back stops at its next block once a
+part failed or the engine was stopped (Ctrl-C): finished parts of a resumed download can
+be tens of GiB, and the file thread, which Ctrl-C joins, waits for whichever thread is
+hashing.
 """
 
 import hashlib

@@ -1,8 +1,8 @@
 """TransferEngine: presigned part PUTs and ranged GETs with retries.
 
-Layer 3: imports ``config``, ``errors``, ``transfer.parts``, ``transfer.proxies``,
-``redact`` and urllib3; never ``ghga.api`` (URLs come through the ``UrlSource``
-protocol) and never the cipher (downloaded bytes go to a ``PartSink``).
+In ``transfer``: imports ``config``, ``errors``, ``transfer.parts``,
+``transfer.proxies``, ``redact`` and urllib3; never ``ghga.api`` (URLs come through the
+``UrlSource`` protocol) and never the cipher (downloaded bytes go to a ``PartSink``).
 
 Design notes:
 - one ``ThreadPoolExecutor`` and one set of connection pools (``maxsize`` =

@@ -1,10 +1,10 @@
 """PartFutures: the part futures of one file, where the first failure cancels the rest.
 
-Layer 3: imports only ``transfer.engine`` (for ``Cancelled``) and the stdlib. Shared by
-the download and the upload of a file: each part gets the file's ``cancel``
-event, the first failed part sets it, and ``wait`` raises that failure rather
-than the ``Cancelled`` of the parts it stopped. No part may touch the file
-after ``wait`` or ``stop`` returns, so the caller can then close it.
+In ``transfer``: imports only ``transfer.engine`` (for ``Cancelled``) and the stdlib.
+Shared by the download and the upload of a file: each part gets the file's ``cancel``
+event, the first failed part sets it, and ``wait`` raises that failure rather than the
+``Cancelled`` of the parts it stopped. No part may touch the file after ``wait`` or
+``stop`` returns, so the caller can then close it.
 """
 
 import threading

@@ -1,6 +1,6 @@
 """Resume journals: small JSON-lines files in the private state dir or beside an output.
 
-Layer 2: imports the stdlib, ``errors``, ``files.private`` and
+In ``transfer``: imports the stdlib, ``errors``, ``files.private`` and
 ``crypt4gh.format.pwrite_all``. A journal's first line is its header (what is being
 transferred, written atomically, mode 0600); every later line records one
 confirmed part and is appended with a single write, so a kill -9 can at worst

@@ -1,6 +1,6 @@
 """The PUTs of one upload: its plan, fresh part URLs, and parts read back on resume.
 
-Layer 4, private to `transfer.upload`: imports ``crypt4gh``, ``config``,
+Private to `transfer.upload`: imports ``crypt4gh``, ``config``,
 ``transfer.parts``, ``transfer.journal``, ``transfer.engine``, ``transfer.futures`` and
 ``transfer.context``. Parts are submitted to the shared engine as the encryption reports
 them (or, on resume, as kept parts are read back from the temp file and MAC-checked);

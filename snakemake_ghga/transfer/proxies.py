@@ -1,6 +1,6 @@
 """ProxyRoutes: the part transfers' connection pools, through proxies as requests does.
 
-Layer 2: imports ``errors``, urllib3 and ``requests.utils`` (not a session).
+In ``transfer``: imports ``errors``, urllib3 and ``requests.utils`` (not a session).
 The JSON API goes through ``requests``, which honours ``HTTPS_PROXY``,
 ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (and their lowercase forms);
 a bare ``urllib3.PoolManager`` ignores them, so behind a mandatory proxy the

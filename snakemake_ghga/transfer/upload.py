@@ -1,6 +1,6 @@
 """The upload of one file: create, encrypt while PUTting parts, close; resume.
 
-Layer 4: imports ``crypt4gh``, ``transfer.parts``, ``transfer.journal``,
+In ``transfer``: imports ``crypt4gh``, ``transfer.parts``, ``transfer.journal``,
 ``transfer.engine``, ``transfer.context``, ``files.private``, ``files.locks`` and
 ``transfer.part_uploads`` (the PUTs of one file). Encryption writes the Crypt4GH temp
 file (0600) and reports each part as soon as its bytes are on disk; the part is then PUT
