@@ -181,7 +181,7 @@ def _mib(n: int) -> str:
 def kill_table(found: dict[str, list[KillTrial]], s: Settings) -> list[str]:
     lines = [
         "| Direction | Signal | Trials | Hit a running command | Byte-identical | "
-        "Rerun exit 0 | Max re-sent | Mean re-sent | Limit (1 part × workers) | "
+        "Rerun exit 0 | Max re-sent | Mean re-sent | Limit (parts in flight) | "
         "Broken promises |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -229,7 +229,9 @@ def render(
         "do not edit by hand. -->",
         "",
         "What these numbers promise: a transfer killed at any moment is finished by "
-        "running the same command again, resends at most one part per worker, and "
+        "running the same command again, resends at most the parts in flight (one "
+        "per worker; for an upload also one per worker whose answer was on its "
+        "way), and "
         "ends byte-identical; faults and expiring credentials never produce a file "
         "reported done that is not; every bad input gets one line naming the cause "
         "and the fix; secrets never leave the process.",

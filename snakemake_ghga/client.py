@@ -253,7 +253,13 @@ class GhgaClient:
         ]
 
     def _uploader(self) -> FileUploader:
-        return FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
+        uploader = FileUploader(self._ctx, _live_by_alias(self.api.list_uploads()))
+        self._tell_round_trip()
+        return uploader
+
+    def _tell_round_trip(self) -> None:
+        """A far path needs more parts in flight from the first one on."""
+        self.engine.limiter.round_trip(self.api.round_trip_s)
 
     def _upload_one(
         self,
@@ -428,6 +434,7 @@ class GhgaClient:
     def _download_one(
         self, drs: DrsObject, destination: Path, keep: bool, catch: bool
     ) -> DownloadResult:
+        self._tell_round_trip()
         try:
             result = FileDownloader(self._ctx).download(
                 drs, destination, keep_encrypted=keep

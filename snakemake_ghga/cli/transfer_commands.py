@@ -91,7 +91,8 @@ def _add_shared(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-workers",
         type=int,
-        help="parts in flight for all files (default: adapted to the network, 4 to 24)",
+        help="parts in flight for all files (default: adapted to the network, "
+        "up to 24)",
     )
     parser.add_argument(
         "--max-files",

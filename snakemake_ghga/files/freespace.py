@@ -10,12 +10,17 @@ same directory are not added up (their temp files grow while they run, so a
 sum would count what they already wrote twice).
 """
 
+import ctypes
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from snakemake_ghga.errors import LocalFileError
 
-__all__ = ["allocated_bytes", "free_bytes", "require_free_space"]
+__all__ = ["allocated_bytes", "free_bytes", "release_range", "require_free_space"]
+
+_KEEP_SIZE_PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 
 
 def free_bytes(directory: Path) -> int:
@@ -30,6 +35,31 @@ def allocated_bytes(path: Path) -> int:
         return os.stat(path).st_blocks * 512
     except FileNotFoundError:
         return 0
+
+
+def release_range(fd: int, offset: int, length: int) -> bool:
+    """Give back the disk blocks and cached pages of bytes never read again.
+
+    The file keeps its size; the range reads as zeros. Pages freed before the
+    kernel writes them back never reach the disk. Linux only (``fallocate``
+    punching a hole); elsewhere, or on a file system without holes, nothing
+    happens and False is returned.
+    """
+    fallocate = _fallocate()
+    if fallocate is None or length <= 0:
+        return False
+    return fallocate(fd, _KEEP_SIZE_PUNCH_HOLE, offset, length) == 0
+
+
+@functools.cache
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):  # not glibc/musl on Linux
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    function.restype = ctypes.c_int
+    return function
 
 
 def require_free_space(directory: Path, needed: int, what: str, hint: str) -> None:

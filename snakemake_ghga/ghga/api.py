@@ -20,7 +20,9 @@ transfer engine. Design notes:
 - ``prefetch_*`` start a request the flow will need on a background thread,
   so that it overlaps another (a WOT while waiting for an upload slot, the
   close WOT beside the upload WOT, the envelope beside the DRS request); the
-  request itself is the same, so no call is added, only a round trip saved.
+  request itself is the same, so no call is added, only a round trip saved;
+- ``round_trip_s`` is the quickest answer so far (request sent to headers
+  read): a far path needs more parts in flight from the start.
 """
 
 import logging
@@ -155,6 +157,7 @@ class GhgaApi:
         self._wot_locks: dict[_WotKey, threading.Lock] = {}
         self._background = ThreadPoolExecutor(16, thread_name_prefix="ghga-api")
         self._envelopes: dict[str, Future[bytes]] = {}
+        self.round_trip_s: float | None = None  # the quickest answer so far
         install_log_redaction()  # requests logs through urllib3
 
     def close(self) -> None:
@@ -199,12 +202,18 @@ class GhgaApi:
         if self._stopped.is_set():
             raise Cancelled(f"{what}: stopped")
         try:
-            return self._session.request(method, url, timeout=self._timeout, **kwargs)
+            response = self._session.request(
+                method, url, timeout=self._timeout, **kwargs
+            )
         except requests.RequestException as err:
             raise ApiError(
                 f"{what}: cannot reach {redact_text(url)} ({type(err).__name__})",
                 "Check the network connection and --wkvs-url, then retry",
             ) from err
+        elapsed = response.elapsed.total_seconds()
+        if self.round_trip_s is None or elapsed < self.round_trip_s:
+            self.round_trip_s = elapsed  # a lost race keeps a close value
+        return response
 
     def _checked(
         self, response: requests.Response, what: str, ok: tuple[int, ...]

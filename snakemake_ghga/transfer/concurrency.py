@@ -1,10 +1,10 @@
 """How many parts to keep in flight, learned while they move; layer 1, stdlib only.
 
-On loopback the CPU is the limit and four parts in flight are plenty. On a far
-network one connection carries only what its TCP window (or the provider's
-per-connection rate) allows, so a 40 ms path needs a dozen or more; and many
-small files are bound by round trips, which only more requests in flight hide.
-No fixed number serves both, so by default the engine learns it:
+On loopback the CPU is the limit and a few parts in flight are plenty. On a
+far network one connection carries only what its TCP window (or the
+provider's per-connection rate) allows, so a 40 ms path needs a dozen or more;
+and many small files are bound by round trips, which only more requests in
+flight hide. No fixed number serves both, so by default the engine learns it:
 
 - ``ConcurrencyController`` is pure logic. The engine reports every finished
   part request (when it started and ended, its bytes) with the process CPU
@@ -12,7 +12,13 @@ No fixed number serves both, so by default the engine learns it:
   estimate at limit L is L × the median rate of the requests that *started*
   at L: bytes handed to a socket are no measure (an upload's first megabytes
   vanish into kernel buffers at once), a finished request is.
-- Start at ``START``. Once ``SAMPLES`` requests have finished at the current
+- Start at ``NEAR_START``, right for loopback and a LAN, where a few
+  connections fill the path and more only contend for the cores. The
+  client tells the limiter the API's round trip before the first part; from
+  ``FAR_ROUND_TRIP_S`` on it starts at ``FAR_START`` instead: a dozen fill a
+  40 ms path at 100 Mbit/s per connection from the first part on, where each
+  probe costs a part's duration (seconds of a short transfer).
+  Once ``SAMPLES`` requests have finished at the current
   limit, and the limit was binding (a part waited) and the CPU is not
   saturated, *probe*: double the limit (after the first failed probe, raise
   it by a quarter) and judge it on the requests that start at the new limit:
@@ -21,17 +27,20 @@ No fixed number serves both, so by default the engine learns it:
   ``HOLD_S`` (conditions change: more files start, other traffic ends).
 - A 429 or 503 from storage halves the limit; a saturated CPU (process CPU
   seconds per second ≥ ``CPU_SATURATED`` × cores) takes a quarter off, never
-  below ``START``; both pause probing. The limit stays within 1..cap, the cap
+  below the cores (each part in flight keeps at most one core busy with its
+  cipher and checksums); both pause probing. The limit stays within 1..cap, the cap
   being what memory allows (``TransferConfig.worker_cap``).
 - ``PartGate`` is the limit the engine's workers pass before each attempt;
   its limit may change at any time. ``PartLimiter`` ties the two to the
   clocks for the engine; with a fixed ``--max-workers`` it is a plain gate.
 """
 
+import logging
 import os
 import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,7 +52,11 @@ __all__ = [
     "usable_cores",
 ]
 
-START = 4
+logger = logging.getLogger(__name__)
+
+NEAR_START = 4
+FAR_START = 12
+FAR_ROUND_TRIP_S = 0.005
 SAMPLES = 3
 GAIN = 0.1
 HOLD_S = 5.0
@@ -71,10 +84,10 @@ class _Period:
 class ConcurrencyController:
     """Decides the parts in flight from finished requests; no threads, no clock."""
 
-    def __init__(self, cap: int, *, cores: int, start: int = START) -> None:
+    def __init__(self, cap: int, *, cores: int, start: int = NEAR_START) -> None:
         self.cap = cap
         self.limit = max(1, min(start, cap))
-        self._floor = self.limit
+        self._floor = min(self.limit, max(2, cores))  # the CPU cut's lowest
         self._cores = cores
         self._period: _Period | None = None
         self._probe_from: tuple[int, float] | None = None  # (limit, its estimate)
@@ -106,6 +119,15 @@ class ConcurrencyController:
             self._period = _Period(now, cpu_s, waits, [])
         return self.limit
 
+    def round_trip(self, seconds: float) -> int:
+        """The path's round trip is known: a far one starts at ``FAR_START``.
+
+        Only before any request finished: what they showed counts more.
+        """
+        if self._period is None and seconds >= FAR_ROUND_TRIP_S:
+            self.limit = max(self.limit, min(self.cap, FAR_START))
+        return self.limit
+
     def throttled(self, now: float) -> int:
         """Storage answered 429 or 503: halve the limit and pause probing."""
         self._retreat(now, max(1, self.limit // 2))
@@ -123,7 +145,8 @@ class ConcurrencyController:
                 return
         if saturated:
             if self.limit > self._floor:
-                self._retreat(now, max(self._floor, self.limit - self.limit // 4))
+                cut = max(1, self.limit // 4)
+                self._retreat(now, max(self._floor, self.limit - cut))
             return
         if binding and now >= self._hold_until and self.limit < self.cap:
             self._probe_from = (self.limit, estimate)
@@ -138,12 +161,18 @@ class ConcurrencyController:
 
 
 class PartGate:
-    """Lets at most ``limit`` holders through; the limit may change at any time."""
+    """Lets at most ``limit`` holders through, first come first served.
+
+    The limit may change at any time. Order matters: parts are submitted in
+    file order, and a download's checksum is read back in file order, so a
+    part overtaken by later ones would hold the read-back up.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._held = 0
         self.waits = 0  # acquires that found every slot taken
+        self._queue: deque[object] = deque()  # waiting acquires, oldest first
         self._cond = threading.Condition()
 
     @property
@@ -158,14 +187,26 @@ class PartGate:
             self._cond.notify_all()
 
     def acquire(self, stopped: Callable[[], bool]) -> bool:
-        """Take a slot; False if ``stopped()`` became true while waiting."""
+        """Take a slot; False once ``stopped()`` is true, even if one is free.
+
+        A part that waited must not start after a stop (Ctrl-C): the slot it
+        gets was freed by a part the stop cut off.
+        """
+        ticket = object()
         with self._cond:
             if self._held >= self._limit:
                 self.waits += 1
-            while self._held >= self._limit:
-                if stopped():
+            self._queue.append(ticket)
+            try:
+                while not stopped():
+                    if self._held < self._limit and self._queue[0] is ticket:
+                        break
+                    self._cond.wait(0.2)  # wakes to see a stop
+                else:
                     return False
-                self._cond.wait(0.2)  # wakes to see a stop
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()  # the next in line may go (or see a stop)
             self._held += 1
             return True
 
@@ -173,7 +214,7 @@ class PartGate:
         """Give a slot back."""
         with self._cond:
             self._held -= 1
-            self._cond.notify()
+            self._cond.notify_all()  # only the oldest waiter may take it
 
 
 class BufferPool:
@@ -233,12 +274,23 @@ class PartLimiter:
             limit = self._controller.finished(
                 self.clock(), started, size, self._cpu_clock(), self.gate.waits
             )
-            if limit != self.gate.limit:
-                self.gate.set_limit(limit)
+            self._set(limit)
+
+    def _set(self, limit: int) -> None:
+        if limit != self.gate.limit:
+            logger.debug("parts in flight: %d -> %d", self.gate.limit, limit)
+            self.gate.set_limit(limit)
+
+    def round_trip(self, seconds: float | None) -> None:
+        """The API's round trip (None: unknown); call before the first part."""
+        if self._controller is None or seconds is None:
+            return
+        with self._lock:
+            self._set(self._controller.round_trip(seconds))
 
     def throttled(self) -> None:
         """Storage asked us to slow down (429/503)."""
         if self._controller is None:
             return
         with self._lock:
-            self.gate.set_limit(self._controller.throttled(self.clock()))
+            self._set(self._controller.throttled(self.clock()))

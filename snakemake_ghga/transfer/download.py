@@ -23,6 +23,7 @@ be tens of GiB, and the file thread, which Ctrl-C joins, waits for whichever thr
 hashing.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -151,6 +152,22 @@ class _OrderedHasher:
                 return
             size = min(BUFFER_BYTES, part.end - start)
             self._sha.update(self._plaintext(start, size))
+        self._start_writeback(part)
+
+    def _start_writeback(self, part: Part) -> None:
+        """Start writing the hashed part to disk, so that the fsync before the
+        rename finds little left to write (512 MiB took it 0.6 s at the end).
+
+        Linux's DONTNEED starts the writeback of dirty pages without waiting
+        for it; it drops only pages that are already clean.
+        """
+        if self._decryptor is None:
+            offset = plain_offset_of(part.offset)
+            size = crypt.plain_size_of(part.size)
+        else:
+            offset, size = self._header_size + part.offset, part.size
+        with contextlib.suppress(OSError, AttributeError):  # advice only
+            os.posix_fadvise(self._fd, offset, size, os.POSIX_FADV_DONTNEED)
 
     def _plaintext(self, cipher_offset: int, cipher_size: int) -> memoryview:
         """Read back the plaintext of ``cipher_size`` bytes of the body."""
@@ -395,8 +412,8 @@ class FileDownloader:
             cancel,
             lambda delta: self._ctx.progress.file_progress(name, delta),
             urls.drs.size,
+            lambda: journal.confirm(part.number),  # LocalFileError if it cannot
         )
-        journal.confirm(part.number)  # LocalFileError if it cannot be written
         hasher.part_done(part.number)
 
 

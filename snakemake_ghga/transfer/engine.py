@@ -5,12 +5,18 @@ In ``transfer``: imports ``config``, ``errors``, ``transfer.parts``,
 ``UrlSource`` protocol) and never the cipher (downloaded bytes go to a ``PartSink``).
 
 Design notes:
-- one ``ThreadPoolExecutor`` and one set of connection pools (``maxsize`` =
-  the worker cap, ``block=True``) serve every file of a run; ``proxies.ProxyRoutes``
-  sends each part through the proxy ``requests`` would use for its URL
-  (``HTTPS_PROXY``, ``NO_PROXY``, ...); a ``concurrency.PartLimiter`` gates
-  each attempt, and, unless ``max_workers`` fixes it, adapts how many run at
-  once from how fast they finish and the 429/503 answers they get;
+- one ``ThreadPoolExecutor`` and one set of connection pools serve every
+  file of a run; ``proxies.ProxyRoutes`` sends each part through the proxy
+  ``requests`` would use for its URL (``HTTPS_PROXY``, ``NO_PROXY``, ...);
+- a ``concurrency.PartLimiter`` gates each attempt (first come, first
+  served), and, unless ``max_workers`` fixes it, adapts how many run at once
+  from how fast they finish and the 429/503 answers they get. Its slots count
+  parts moving bytes: a PUT whose body is sent frees its slot (and buffer)
+  while it waits a round trip for its answer, so the next part sends
+  meanwhile. Hence the pools hold twice the cap of connections, and the
+  executor twice the cap of threads, so that parts waiting for a slot
+  already hold their upload URL (fetched before the wait: upload part URLs
+  live an hour, download URLs may live only 10 s);
 - a presigned URL must be https, or http to a loopback host (``config.
   url_refusal``): anything else fails the part without a request;
 - bodies are streamed: a PUT reads its part from the temp file in
@@ -173,10 +179,14 @@ class _RangeReader:
         self._buffer = buffer
         self._stopped = stopped
         self.sent = 0
+        self.on_end: Callable[[], None] = lambda: None  # called once all is sent
 
-    def read(self, amount: int = -1) -> memoryview:
+    def read(self, amount: int = -1) -> memoryview | bytes:
         if self._stopped():  # ends the PUT mid-body (Ctrl-C, or the file failed)
             raise Cancelled("stopped while sending a part")
+        if self._left == 0:  # the last block was sent: the buffer is free
+            self.on_end()
+            return b""
         amount = self._left if amount < 0 else min(amount, self._left)
         view = self._buffer[: min(amount, len(self._buffer))]
         got = os.preadv(self._fd, [view], self._position) if view else 0
@@ -240,7 +250,7 @@ class TransferEngine:
         self.limiter = PartLimiter(config.max_workers, config.worker_cap)
         self.pool = ProxyRoutes(
             num_pools=8,
-            maxsize=config.worker_cap,
+            maxsize=2 * config.worker_cap,  # also PUTs waiting for their answer
             block=True,
             retries=False,
             timeout=urllib3.Timeout(
@@ -249,7 +259,7 @@ class TransferEngine:
             blocksize=BUFFER_BYTES,
         )
         self.executor = ThreadPoolExecutor(
-            config.worker_cap, thread_name_prefix="ghga-part"
+            2 * config.worker_cap, thread_name_prefix="ghga-part"
         )
         self._buffers = BufferPool(BUFFER_BYTES)  # one per part in flight
         self._scratches = BufferPool(BUFFER_BYTES)  # for sinks (``scratch``)
@@ -310,6 +320,8 @@ class TransferEngine:
         urls: UrlSource,
         cancel: threading.Event,
         attempt_once: Callable[[str], None],
+        *,
+        url_first: bool = False,
     ) -> None:
         cause: Exception | None = None
         attempts, corrupt = self.config.max_attempts, 0
@@ -317,7 +329,7 @@ class TransferEngine:
             if cancel.is_set() or self._stopped.is_set():
                 raise Cancelled(f"{label}: cancelled")
             try:
-                self._attempt(label, part, urls, cancel, attempt_once)
+                self._attempt(label, part, urls, cancel, attempt_once, url_first)
                 return
             except _Fatal as err:
                 cause, attempts = err, attempt
@@ -342,15 +354,24 @@ class TransferEngine:
         urls: UrlSource,
         cancel: threading.Event,
         attempt_once: Callable[[str], None],
+        url_first: bool,
     ) -> None:
-        """One attempt in a slot of the limiter: get a URL, send the request."""
+        """One attempt in a slot of the limiter: get a URL, send the request.
+
+        ``url_first`` gets the URL before waiting for the slot, so that a part
+        starts the moment a slot frees instead of one API round trip later;
+        only for URLs that outlive any wait (upload part URLs live an hour,
+        download URLs may live 10 s).
+        """
+        url = _url_for(urls, part) if url_first else None
         if not self.limiter.gate.acquire(lambda: cancel.is_set() or self.stopped):
             raise Cancelled(f"{label}: cancelled")
-        url: str | None = None
         started = self.limiter.clock()
-        self._slot.buffer, self._slot.scratch = self._buffers.take(), None
+        slot = self._slot
+        slot.buffer, slot.scratch, slot.held = self._buffers.take(), None, True
         try:
-            url = _url_for(urls, part)
+            if url is None:
+                url = _url_for(urls, part)
             attempt_once(url)
             self.limiter.finished(started, part.size)
         except _Retryable as err:
@@ -360,10 +381,23 @@ class TransferEngine:
                 self.limiter.throttled()
             raise
         finally:
-            self._buffers.give(self._slot.buffer)
-            if self._slot.scratch is not None:
-                self._scratches.give(self._slot.scratch)
-            self.limiter.gate.release()
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        """Give this thread's slot and buffers back, once per attempt.
+
+        A PUT whose body is sent frees them before its answer comes (one round
+        trip later), so the next part sends meanwhile: the slots count parts
+        moving bytes, not parts waiting for an answer.
+        """
+        slot = self._slot
+        if not slot.held:
+            return
+        slot.held = False
+        self._buffers.give(slot.buffer)
+        if slot.scratch is not None:
+            self._scratches.give(slot.scratch)
+        self.limiter.gate.release()
 
     # -- upload ---------------------------------------------------------------
 
@@ -386,13 +420,14 @@ class TransferEngine:
             reader = _RangeReader(
                 fd, part.offset, part.size, on_bytes, self._buffer(), stopped
             )
+            reader.on_end = self._free_slot
             try:
                 self._put(url, reader, part)
             except BaseException:
                 on_bytes(-reader.sent)
                 raise
 
-        self._run_attempts(label, plan_part, urls, cancel, attempt)
+        self._run_attempts(label, plan_part, urls, cancel, attempt, url_first=True)
 
     def _put(self, url: str, reader: _RangeReader, part: UploadPart) -> None:
         what = f"PUT {redact_url(url)}"
@@ -425,16 +460,21 @@ class TransferEngine:
         cancel: threading.Event,
         on_bytes: ProgressCallback,
         object_size: int,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         """GET ``part`` of the header-less ciphertext into ``sink``.
 
         ``object_size`` is the size the archive gave; an answer that shows
-        another size ends the file with ``IntegrityError``.
+        another size ends the file with ``IntegrityError``. ``on_done`` (the
+        journal's confirm) runs before the part's slot is given back, so a
+        kill loses at most the parts that hold a slot.
         """
         done = [0]
 
         def attempt(url: str) -> None:
             self._get(url, part, done, sink, cancel, on_bytes, object_size)
+            if on_done is not None:
+                on_done()
 
         self._run_attempts(label, part, urls, cancel, attempt)
 

@@ -20,13 +20,14 @@ from typing import Any
 from snakemake_ghga import crypt4gh as crypt
 from snakemake_ghga.config import BUFFER_BYTES
 from snakemake_ghga.errors import GhgaError, InputFileError
+from snakemake_ghga.files.freespace import release_range
 from snakemake_ghga.transfer.context import RunContext
 from snakemake_ghga.transfer.engine import Cancelled, UploadPart
 from snakemake_ghga.transfer.futures import PartFutures
 from snakemake_ghga.transfer.journal import Journal, UploadHeader
 from snakemake_ghga.transfer.parts import Part, plan_parts
 
-__all__ = ["PartUploads", "UploadPlan", "hash_kept_part"]
+__all__ = ["PartUploads", "UploadPlan", "every_part_confirmed", "hash_kept_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +60,27 @@ class UploadPlan:
         return [p for p in self.parts if p.number < last and p.number not in done]
 
 
-class _UploadUrls:
-    """A fresh presigned URL per attempt, as S3 part URLs are cheap to sign."""
+def every_part_confirmed(journal: Journal) -> bool:
+    """Whether the journal confirms every part: only the close is left."""
+    header = journal.header
+    assert isinstance(header, UploadHeader)
+    count = plan_parts(header.encrypted_size, header.part_size).count
+    return all(number in journal.records for number in range(1, count + 1))
 
-    def __init__(self, ctx: RunContext, file_id: str) -> None:
-        self._ctx, self._file_id = ctx, file_id
+
+class _UploadUrls:
+    """A fresh presigned URL per attempt, as S3 part URLs are cheap to sign.
+
+    The last part's URL also fetches the close's WOT in the background: the
+    close then follows the last PUT without a round trip to the WPS.
+    """
+
+    def __init__(self, ctx: RunContext, file_id: str, last_part: int) -> None:
+        self._ctx, self._file_id, self._last_part = ctx, file_id, last_part
 
     def url_for(self, part: Part) -> str:
+        if part.number == self._last_part:
+            self._ctx.api.prefetch_close_token(self._file_id)
         return self._ctx.api.part_upload_url(self._file_id, part.number)
 
     def invalidate(self, url: str) -> None:
@@ -77,7 +92,7 @@ class PartUploads:
 
     def __init__(self, ctx: RunContext, plan: UploadPlan, fd: int) -> None:
         self._ctx, self._plan, self._fd = ctx, plan, fd
-        self._urls = _UploadUrls(ctx, plan.header.file_id)
+        self._urls = _UploadUrls(ctx, plan.header.file_id, len(plan.parts))
         self._parts = PartFutures(f"upload of {plan.header.alias}")
         self._lock = threading.Lock()  # guards bytes_sent; submits against stop
         self.bytes_sent = 0
@@ -113,8 +128,20 @@ class PartUploads:
             lambda delta: self._ctx.progress.file_progress(alias, delta),
         )
         self._plan.journal.confirm(part.number, md5=part.md5, sha256=part.sha256)
+        self._release(part)
         with self._lock:
             self.bytes_sent += part.size
+
+    def _release(self, part: crypt.EncryptedPart) -> None:
+        """Free the temp file's blocks under a confirmed part: it is never sent
+        again, and pages freed before the kernel's writeback never reach the
+        disk. The segments it shares with its neighbours stay: a resumed upload
+        reads them to check a kept part and to continue the encryption.
+        """
+        span = Part(part.number, part.offset, part.size)
+        _, start, end = _segment_span(span, self._plan.header.encrypted_size)
+        inner = start + crypt.CIPHER_SEGMENT_SIZE
+        release_range(self._fd, inner, end - crypt.CIPHER_SEGMENT_SIZE - inner)
 
     def wait(self) -> None:
         """Wait for every PUT; raise the first real error (not a cancellation)."""

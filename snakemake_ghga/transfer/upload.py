@@ -25,7 +25,10 @@ segments get random nonces and the segments that straddle a part boundary
 must stay identical to what the server already holds. When every part is
 confirmed (a kill during the close), nothing is encrypted: the close uses the
 journal's checksums and the plaintext SHA-256 noted in the journal (or the
-input re-hashed, if the kill came before the note).
+input re-hashed, if the kill came before the note). So the temp file is not
+needed then: it is removed before the close, and its absence does not make
+such a journal stale. Each confirmed part is punched out of the temp file as
+it goes (``PartUploads``), so it shrinks on disk while the upload runs.
 
 Failure policy (``_keeps_state``): an interruption, exhausted retries, or a
 service that is unreachable or answers 5xx/401/403/408/429 (e.g. a token that
@@ -63,13 +66,17 @@ from snakemake_ghga.errors import (
     local_write_error,
 )
 from snakemake_ghga.files import locks
-from snakemake_ghga.files.freespace import allocated_bytes, require_free_space
+from snakemake_ghga.files.freespace import require_free_space
 from snakemake_ghga.files.private import open_private, state_dir, state_dir_path
 from snakemake_ghga.ghga.models import FileUpload, UploadChecksums
 from snakemake_ghga.transfer.context import RunContext, UploadResult
 from snakemake_ghga.transfer.engine import Cancelled
 from snakemake_ghga.transfer.journal import Fingerprint, Journal, UploadHeader
-from snakemake_ghga.transfer.part_uploads import PartUploads, UploadPlan
+from snakemake_ghga.transfer.part_uploads import (
+    PartUploads,
+    UploadPlan,
+    every_part_confirmed,
+)
 from snakemake_ghga.transfer.parts import (
     plan_parts,
     requested_part_size,
@@ -237,8 +244,8 @@ class FileUploader:
         if not isinstance(header, UploadHeader):
             header = None
         known = self._existing.get(alias)
-        if header is not None and header.file_id:
-            if self._stale_reason(path, header, state.temp) is None:
+        if journal is not None and header is not None and header.file_id:
+            if self._stale_reason(path, header, state.temp, journal) is None:
                 return UploadDecision("resume")
             if self._owns_unfinished(header):  # upload() deletes it, then decides
                 known = None
@@ -293,7 +300,7 @@ class FileUploader:
             state.temp.unlink(missing_ok=True)
             return None
         header = journal.header
-        reason = self._stale_reason(path, header, state.temp)
+        reason = self._stale_reason(path, header, state.temp, journal)
         if reason is not None:
             closed = reason.startswith(_CLOSED)
             self._ctx.progress.file_notice(
@@ -304,12 +311,15 @@ class FileUploader:
             )
             self._discard(journal, header, state.temp)
             return None
-        kept = allocated_bytes(state.temp)
-        _require_temp_space(state.temp, header.encrypted_size - kept, alias)
+        # what the resumed encryption writes (confirmed parts left holes)
+        parts = plan_parts(header.encrypted_size, header.part_size)
+        last = max(journal.records, default=0)
+        rest = sum(part.size for part in parts if part.number > last)
+        _require_temp_space(state.temp, rest, alias)
         opened = crypt.parse_header(
             base64.b64decode(header.sealed_session_key), self._ctx.my_secret_key
         )
-        count = plan_parts(header.encrypted_size, header.part_size).count
+        count = parts.count
         done = sum(1 for number in journal.records if 1 <= number <= count)
         self._ctx.progress.file_notice(
             alias, f"resuming: {done} of {count} parts already uploaded"
@@ -317,11 +327,13 @@ class FileUploader:
         hub_key = self._ctx.hub_key(header.storage_alias)
         return UploadPlan(journal, opened.session_keys[0], hub_key, state.temp)
 
-    def _stale_reason(self, path: Path, header: UploadHeader, temp: Path) -> str | None:
+    def _stale_reason(
+        self, path: Path, header: UploadHeader, temp: Path, journal: Journal
+    ) -> str | None:
         known = self._existing.get(header.alias)
         if header.fingerprint != Fingerprint.of(path):
             return "the input file changed since the interrupted upload"
-        if not temp.is_file():
+        if not temp.is_file() and not every_part_confirmed(journal):
             return "its encrypted temp file is gone"
         if known is not None and known.file_id == header.file_id:
             if known.state != "init":
@@ -374,30 +386,12 @@ class FileUploader:
         already = sum(p.size for p in plan.parts if p.number in plan.journal.records)
         ctx.progress.file_started(header.alias, header.encrypted_size)
         ctx.progress.file_progress(header.alias, already)
-        first_new = plan.resume_after + 1
-        try:
-            fd = open_private(plan.temp)
-        except OSError as err:
-            raise local_write_error(plan.temp, err) from None
-        parts = PartUploads(ctx, plan, fd)
-        try:
-            for part in plan.kept_parts():
-                parts.submit_kept(part)
-            if first_new <= len(plan.parts):
-                plain_sha256 = self._encrypt(path, plan, parts, first_new)
-                plan.journal.note(plain_sha256=plain_sha256)
-            else:  # every part was sent before: nothing to encrypt
-                plain_sha256 = plan.journal.notes.get("plain_sha256") or _sha256_of(
-                    path
-                )
-            parts.wait()
-        except BaseException:
-            # A PUT still reading the fd after the close would read whatever file
-            # next gets that fd number, and send it to this upload's URL.
-            parts.stop()
-            raise
-        finally:
-            os.close(fd)
+        if every_part_confirmed(plan.journal):  # an earlier run sent them all
+            bytes_sent = 0
+            plain_sha256 = plan.journal.notes.get("plain_sha256") or _sha256_of(path)
+        else:
+            bytes_sent, plain_sha256 = self._send_parts(path, plan)
+        _remove_quietly(plan.temp)  # every part is confirmed: the close needs none
         checksums = _checksums(plan, plain_sha256)
         ctx.api.complete_upload(header.file_id, checksums)
         return UploadResult(
@@ -409,8 +403,40 @@ class FileUploader:
             header.encrypted_size,
             plain_sha256,
             checksums.encrypted_md5,
-            parts.bytes_sent,
+            bytes_sent,
         )
+
+    def _send_parts(self, path: Path, plan: UploadPlan) -> tuple[int, str]:
+        """PUT the kept parts and encrypt and PUT the rest.
+
+        Returns:
+            The bytes sent and the plaintext SHA-256 of the whole file.
+        """
+        try:
+            fd = open_private(plan.temp)
+        except OSError as err:
+            raise local_write_error(plan.temp, err) from None
+        parts = PartUploads(self._ctx, plan, fd)
+        try:
+            for part in plan.kept_parts():
+                parts.submit_kept(part)
+            first_new = plan.resume_after + 1
+            if first_new <= len(plan.parts):
+                plain_sha256 = self._encrypt(path, plan, parts, first_new)
+                plan.journal.note(plain_sha256=plain_sha256)
+            else:  # parts were missing below the last confirmed one only
+                plain_sha256 = plan.journal.notes.get("plain_sha256") or _sha256_of(
+                    path
+                )
+            parts.wait()
+        except BaseException:
+            # A PUT still reading the fd after the close would read whatever file
+            # next gets that fd number, and send it to this upload's URL.
+            parts.stop()
+            raise
+        finally:
+            os.close(fd)
+        return parts.bytes_sent, plain_sha256
 
     def _encrypt(
         self, path: Path, plan: UploadPlan, parts: "PartUploads", first_part: int
@@ -499,6 +525,14 @@ def _remove_pending(journal: Journal | None) -> bool:
         return False
     journal.remove()
     return True
+
+
+def _remove_quietly(temp: Path) -> None:
+    """Remove a temp file no longer needed; a failure leaves it to the next run."""
+    try:
+        temp.unlink(missing_ok=True)
+    except OSError as err:
+        logger.warning("could not remove %s: %s", temp, err)
 
 
 def _sha256_of(path: Path) -> str:

@@ -103,12 +103,20 @@ def request_counts(sandbox: Sandbox, since: int = 0) -> Counter[str]:
     return counts
 
 
-def body_bytes(sandbox: Sandbox, method: str, since: int = 0) -> int:
-    """Body bytes of object-store requests with this method after index since."""
+def body_bytes(
+    sandbox: Sandbox, method: str, since: int = 0, *, answered: bool = False
+) -> int:
+    """Body bytes of object-store requests with this method after index since.
+
+    ``answered`` counts only requests that got an answer: a request the
+    previous run cut off may be logged only after it ended.
+    """
     return sum(
         entry["bytes"]
         for entry in sandbox.request_log()[since:]
-        if entry["method"] == method and entry["path"].startswith("/s3")
+        if entry["method"] == method
+        and entry["path"].startswith("/s3")
+        and (entry["status"] != 0 or not answered)
     )
 
 

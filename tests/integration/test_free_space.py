@@ -4,6 +4,7 @@ The small directory is a real 8 MiB tmpfs (we mount it: the tests run as
 root; elsewhere they are skipped), so ``statvfs`` and the writes are real.
 """
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,10 +17,13 @@ from snakemake_ghga.errors import LocalFileError
 from snakemake_ghga.files.freespace import (
     allocated_bytes,
     free_bytes,
+    release_range,
     require_free_space,
 )
 from snakemake_ghga.files.private import state_dir_path
 from snakemake_ghga.sandbox.app import Sandbox
+from snakemake_ghga.transfer.part_uploads import PartUploads
+from snakemake_ghga.transfer.parts import CIPHER_SEGMENT_SIZE
 from tests.conftest import KeyPair
 
 from .conftest import make_client, random_file, request_counts, upload_and_archive
@@ -103,3 +107,50 @@ def test_download_into_too_small_dir_fails_before_the_first_get(
     assert "--output-dir" in result.error
     assert request_counts(sandbox, mark)["GET s3"] == 0
     assert list(small_dir.iterdir()) == []  # no .part, no journal
+
+
+def test_released_range_reads_as_zeros_frees_its_blocks_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(4 * MiB)
+    path = tmp_path / "temp.c4gh"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)  # blocks allocated, as an old part of a long upload's are
+        before = allocated_bytes(path)
+        assert release_range(fd, 1 * MiB + 100, 2 * MiB)
+    finally:
+        os.close(fd)
+    assert before - allocated_bytes(path) >= 2 * MiB - 8192  # whole blocks only
+    content = path.read_bytes()
+    assert len(content) == len(data)
+    assert content[: MiB + 100] == data[: MiB + 100]
+    assert content[MiB + 100 : 3 * MiB + 100] == bytes(2 * MiB)
+    assert content[3 * MiB + 100 :] == data[3 * MiB + 100 :]
+
+
+def test_confirmed_upload_parts_leave_the_temp_file_as_they_go(
+    sandbox: Sandbox, user_keys: KeyPair, tmp_path: Path
+) -> None:
+    # parts of 5 MiB; measured after the last one, before the close
+    source = random_file(tmp_path / "in", "holes.bin", 20 * MiB)
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    seen: list[int] = []
+    original = PartUploads.wait
+
+    def measured_wait(self: PartUploads) -> None:
+        original(self)
+        temp = next(state_dir_path(tmp_dir).glob("*.c4gh"))
+        seen.extend([allocated_bytes(temp), temp.stat().st_size])
+
+    token = sandbox.upload_token(user_keys.public)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PartUploads, "wait", measured_wait)
+        with make_client(sandbox, user_keys, token, tmp_dir=tmp_dir) as client:
+            [result] = client.upload([(source, "holes.bin")])
+    assert result.status == "uploaded"
+    allocated, size = seen
+    # only the segments each part shares with its neighbours stay on disk
+    assert allocated <= 4 * 2 * CIPHER_SEGMENT_SIZE + 4 * 4096 < size

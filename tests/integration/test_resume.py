@@ -124,7 +124,7 @@ def test_upload_killed_then_rerun_resumes(
     assert "resuming: " in capsys.readouterr().err
     assert request_counts(sandbox, before)["POST ucs"] == 0  # same server upload
     if kill_after_parts:
-        sent_again = body_bytes(sandbox, "PUT", before)
+        sent_again = body_bytes(sandbox, "PUT", before, answered=True)
         assert sent_again < crypt.encrypted_size(source.stat().st_size)
     assert sandbox.wait_interrogated("r.bin").state == "interrogated"
     assert list(state_dir_path(temp_dir).iterdir()) == []

@@ -68,13 +68,14 @@ def test_upload_failing_mid_encryption_reads_no_part_after_closing_the_temp_fd(
     events: list[tuple[str, int]] = []
     sent: list[bytes] = []
     recording_os = _RecordingOs(other, events)
-    failed = threading.Event()
+    failed, reading = threading.Event(), threading.Event()
     real_encrypt, real_read = crypt.encrypt_file, _RangeReader.read
 
     def encrypt_failing_after_part_1(*args: Any, on_part: Any, **kwargs: Any) -> Any:
         def submit_then_fail(part: crypt.EncryptedPart) -> None:
             on_part(part)
             if part.number == 1:
+                reading.wait(10)  # part 1's PUT is under way
                 failed.set()
                 raise error
 
@@ -82,6 +83,7 @@ def test_upload_failing_mid_encryption_reads_no_part_after_closing_the_temp_fd(
 
     def read_late(self: _RangeReader, amount: int = -1) -> memoryview:
         if not events:  # the first read of part 1 waits until encryption failed
+            reading.set()
             failed.wait(10)
             time.sleep(0.3)
         events.append(("read", self._fd))

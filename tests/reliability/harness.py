@@ -183,7 +183,7 @@ class KillTrial:
     first_bytes: int  # object-store body bytes moved by the interrupted run
     moved_bytes: int  # object-store body bytes over both runs
     clean_bytes: int  # the same for one uninterrupted run
-    limit_bytes: int  # one part per worker
+    limit_bytes: int  # the parts a kill can catch in flight
     leftover_modes: tuple[int, ...]  # modes of state files left by the killed run
     leftover_after_success: tuple[str, ...]
     rerun_stderr: str
@@ -323,7 +323,7 @@ def run_kill_trial(
         first_bytes=first_bytes,
         moved_bytes=moved,
         clean_bytes=clean_bytes,
-        limit_bytes=workers
+        limit_bytes=in_flight_parts(direction, workers)
         * part_bytes(direction, part_size_mib, source.stat().st_size),
         leftover_modes=modes,
         leftover_after_success=leftovers,
@@ -404,6 +404,13 @@ def encrypted_size_of(plain_size: int) -> int:
     return crypt.encrypted_size(plain_size)
 
 
+def in_flight_parts(direction: str, workers: int) -> int:
+    """Parts a kill can catch unconfirmed: one per worker, and for an upload
+    also a part per worker whose body is sent and whose answer is on its way
+    (a sent PUT frees its worker's slot for the next part)."""
+    return 2 * workers if direction == "upload" else workers
+
+
 def trial_problems(trial: KillTrial) -> list[str]:
     """Every promise this trial broke, one line each (empty: all kept)."""
     label = (
@@ -420,8 +427,8 @@ def trial_problems(trial: KillTrial) -> list[str]:
         problems.append(f"{label}: result not byte-identical")
     if trial.resent_bytes > trial.limit_bytes:
         problems.append(
-            f"{label}: re-sent {trial.resent_bytes} bytes, more than one part per "
-            f"worker ({trial.limit_bytes})"
+            f"{label}: re-sent {trial.resent_bytes} bytes, more than the parts in "
+            f"flight ({trial.limit_bytes})"
         )
     if set(trial.leftover_modes) - {0o600}:
         modes = sorted({oct(m) for m in trial.leftover_modes})

@@ -2,7 +2,7 @@
 
 Reduced for CI (4 trials per direction, 40 MiB, 5 MiB parts); the figures
 script runs the full count on 100 MiB. Every trial must end byte-identical and
-re-send at most one part per worker (measured in the sandbox's request log).
+re-send at most the parts in flight (one per worker, two for uploads) (measured in the sandbox's request log).
 """
 
 import signal

@@ -169,6 +169,40 @@ def test_put_part_streams_exact_range_and_checks_etag(
     assert sum(progress) == 200_000
 
 
+def test_a_put_frees_its_slot_when_its_body_is_sent(
+    temp_file: tuple[int, bytes], sleeps: list[float]
+) -> None:
+    # one slot: the second part may send while the first waits for its answer
+    fd, data = temp_file
+    parts = [
+        UploadPart(n, offset, 100_000, hashlib.md5(data[offset:][:100_000]).hexdigest())
+        for n, offset in ((1, 0), (2, 100_000))
+    ]
+    second_sent = threading.Event()
+    waited: list[bool] = []
+
+    def first(method: str, url: str, headers: dict[str, str], body: bytes) -> Any:
+        waited.append(second_sent.wait(5))  # answers only once part 2 was sent
+        return FakeResponse(200, headers={"ETag": parts[0].md5})
+
+    def second(method: str, url: str, headers: dict[str, str], body: bytes) -> Any:
+        second_sent.set()
+        return FakeResponse(200, headers={"ETag": parts[1].md5})
+
+    engine = _engine(FakePool([first, second]), sleeps)
+    progress: list[int] = []
+    futures = [
+        engine.submit(
+            engine.put_part, "up", fd, part, Urls(), threading.Event(), progress.append
+        )
+        for part in parts
+    ]
+    for future in futures:
+        future.result(timeout=10)
+    assert waited == [True]
+    assert engine.limiter.gate.limit == 1  # still one slot: nothing was raised
+
+
 def test_put_part_etag_mismatch_resends(
     temp_file: tuple[int, bytes], sleeps: list[float]
 ) -> None:

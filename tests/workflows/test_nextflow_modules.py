@@ -181,6 +181,22 @@ def test_stub_creates_every_declared_output(
     assert sorted(found) == expected
 
 
+@pytest.mark.parametrize("module", ["download", "upload"])
+def test_cpus_do_not_pin_the_parts_in_flight_and_ext_args_can(module: str) -> None:
+    script = Process.from_file(MODULES / module / "main.nf").script
+    variables = {
+        "prefix": "s1",
+        "ids": "GHGAF1",
+        "files": "a.tsv",
+        "alias_prefix": "",
+        "private_key": "key.sec",
+        "public_key": "key.pub",
+    }
+    assert "--max-workers" not in render(script, {**variables, "args": ""})
+    pinned = render(script, {**variables, "args": "--max-workers 3"})
+    assert pinned.count("--max-workers 3") == 1
+
+
 def test_render_follows_groovy_escapes_and_refuses_unknown_variables() -> None:
     assert render(r"a \\t ${x} \$y \\", {"x": "1"}) == "a \\t 1 $y \\"
     with pytest.raises(KeyError, match="no value for"):

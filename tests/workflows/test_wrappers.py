@@ -201,6 +201,7 @@ def test_download_wrapper_keeps_the_token_out_of_every_command_line(
 
     assert code == 0, err
     assert "ghga-transfer" in cmdlines  # the CLI's own argv was sampled
+    assert "--max-workers" not in cmdlines  # threads do not pin the parts in flight
     secret = ghga.download_token.split(":", 1)[1]
     for text in (out, err, cmdlines):
         assert secret not in text

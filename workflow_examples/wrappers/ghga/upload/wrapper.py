@@ -59,8 +59,12 @@ def transfer_env(snakemake):
 
 
 def transfer_args(snakemake):
-    """Options shared by upload and download: workers, keys, token file, extra."""
-    args = ["--max-workers", str(snakemake.threads)]
+    """Options shared by upload and download: keys, token file, extra.
+
+    No --max-workers: the parts in flight adapt to the network (a far link
+    needs a dozen or more, whatever the job's threads); extra can pin them.
+    """
+    args = []
     for name, flag in NAMED_INPUTS.items():
         if snakemake.input.get(name):
             args += [flag, snakemake.input.get(name)]

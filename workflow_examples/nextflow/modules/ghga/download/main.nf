@@ -27,7 +27,6 @@ process GHGA_DOWNLOAD {
         --output-dir ${prefix} \\
         --my-private-key ${private_key} \\
         --my-public-key ${public_key} \\
-        --max-workers ${task.cpus} \\
         ${args} \\
         ${ids}
     """

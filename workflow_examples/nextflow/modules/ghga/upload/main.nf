@@ -31,7 +31,6 @@ process GHGA_UPLOAD {
         --receipt ${prefix}.receipt.json \\
         --my-private-key ${private_key} \\
         --my-public-key ${public_key} \\
-        --max-workers ${task.cpus} \\
         ${args}
     """
 
